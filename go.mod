@@ -1,0 +1,3 @@
+module github.com/pipectl/pipectl
+
+go 1.26
