@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/spec"
+)
+
+// Exit codes: stable, documented in the README.
+const (
+	exitOK        = 0
+	exitRunFailed = 1
+	exitInvalid   = 2 // invalid spec or usage
+)
+
+// exitError carries an exit code up to run. When printed is true the
+// message was already shown to the user.
+type exitError struct {
+	code    int
+	err     error
+	printed bool
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// ExitCode implements kong.ExitCoder.
+func (e *exitError) ExitCode() int { return e.code }
+
+// invalidf is a usage or spec error (exit 2).
+func invalidf(format string, args ...any) error {
+	return &exitError{code: exitInvalid, err: fmt.Errorf(format, args...)}
+}
+
+// alreadyPrinted returns an error that only sets the exit code.
+func alreadyPrinted(code int) error { return &exitError{code: code, printed: true} }
+
+// App holds what every command needs: the streams and the project.
+type App struct {
+	Ctx    context.Context
+	Stdout io.Writer
+	Stderr io.Writer
+	// Root is the project root: -C or the working directory.
+	Root string
+	// Getenv reads the environment (tests may replace it).
+	Getenv func(string) string
+}
+
+// loadProject loads the spec packages at paths (default specs/), prints
+// every diagnostic to stderr, and fails with exit 2 when there is an error.
+func (a *App) loadProject(paths []string) (*spec.Project, error) {
+	proj, ds := spec.Load(paths, spec.Options{Root: a.Root, Executors: a.knownExecutor})
+	a.printDiagnostics(ds)
+	if ds.HasErrors() {
+		fmt.Fprintf(a.Stderr, "pipectl: specs are invalid: %s\n", ds.Summary())
+		return nil, alreadyPrinted(exitInvalid)
+	}
+	return proj, nil
+}
+
+// printDiagnostics writes diagnostics with paths relative to the working
+// directory, as compilers do.
+func (a *App) printDiagnostics(ds diag.Diagnostics) {
+	wd, err := os.Getwd()
+	if err != nil {
+		wd = a.Root
+	}
+	diag.Render(a.Stderr, ds, wd)
+}
+
+// pipeline loads the project and returns one pipeline by name.
+func (a *App) pipeline(specs []string, name string) (*spec.Project, *spec.Pipeline, error) {
+	proj, err := a.loadProject(specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := proj.Pipelines[name]
+	if p == nil {
+		return nil, nil, invalidf("no pipeline %q in %s (pipelines: %s)", name, specsLabel(specs), joinNames(proj.Names()))
+	}
+	return proj, p, nil
+}
+
+// knownExecutor reports whether an executor name is available to specs.
+func (a *App) knownExecutor(name string) bool {
+	return name == spec.ExecutorLocal || name == spec.ExecutorDatabricks
+}
+
+func specsLabel(specs []string) string {
+	if len(specs) == 0 {
+		return spec.DefaultDir + string(filepath.Separator)
+	}
+	return fmt.Sprint(specs)
+}
+
+func joinNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	out := names[0]
+	for _, n := range names[1:] {
+		out += ", " + n
+	}
+	return out
+}
+
+// errorCode maps an error returned by a command to an exit code, printing
+// it unless it was printed already.
+func (a *App) errorCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if !ee.printed && ee.err != nil {
+			fmt.Fprintf(a.Stderr, "pipectl: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(a.Stderr, "pipectl: %v\n", err)
+	return exitRunFailed
+}

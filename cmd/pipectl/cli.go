@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is the command line. Each command lives in its own xxx_cmd.go.
+type CLI struct {
+	Dir string `short:"C" name:"dir" placeholder:"DIR" help:"Run in DIR, the project root (default: the working directory)."`
+
+	Validate  ValidateCmd  `cmd:"" help:"Check specs against the schemas and pipectl's rules."`
+	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
+	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
+	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
+	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
+}
+
+// SpecFlags selects the spec packages of commands that take a pipeline.
+type SpecFlags struct {
+	Specs []string `name:"specs" sep:"none" placeholder:"PATH" help:"Spec directories or .cue files (default: specs/)."`
+}
+
+// exitCode is how kong's Exit hook reports --help and parse errors back to
+// run without calling os.Exit (which would skip deferred cleanup).
+type exitCode int
+
+func run(args []string) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	return runApp(app, args)
+}
+
+// runApp parses args and runs the command with app's streams.
+func runApp(app *App, args []string) (code int) {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("pipectl"),
+		kong.Description("Run ML pipelines described as CUE specs, locally or on Databricks."),
+		kong.Writers(app.Stdout, app.Stderr),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Bind(app),
+	)
+	if err != nil {
+		fmt.Fprintf(app.Stderr, "pipectl: %v\n", err)
+		return exitRunFailed
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+			if code != 0 {
+				code = exitInvalid
+			}
+		}
+	}()
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(app.Stderr, "pipectl: %v\n", err)
+			fmt.Fprintf(app.Stderr, "run 'pipectl %s--help' for usage\n", commandPrefix(pe.Context))
+			return exitInvalid
+		}
+		fmt.Fprintf(app.Stderr, "pipectl: %v\n", err)
+		return exitInvalid
+	}
+	if err := app.setRoot(cli.Dir); err != nil {
+		return app.errorCode(err)
+	}
+	return app.errorCode(kctx.Run())
+}
+
+func commandPrefix(kctx *kong.Context) string {
+	if kctx == nil {
+		return ""
+	}
+	if cmd := kctx.Command(); cmd != "" {
+		return cmd + " "
+	}
+	return ""
+}
+
+// setRoot resolves the project root from -C.
+func (a *App) setRoot(dir string) error {
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		a.Root = wd
+		return nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return invalidf("-C %s: %v", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return invalidf("-C %s: not a directory", dir)
+	}
+	a.Root = abs
+	return nil
+}
+
+var _ io.Writer = (*os.File)(nil)

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pipectl/pipectl/engine/plan"
+	"github.com/pipectl/pipectl/engine/spec"
+)
+
+// PlanCmd shows what a run would do.
+type PlanCmd struct {
+	SpecFlags
+	Pipeline string   `arg:"" help:"Pipeline name."`
+	Target   string   `short:"t" help:"Target (default: the pipeline's default_target)."`
+	Set      []string `name:"set" sep:"none" placeholder:"STAGE.PARAM=VALUE" help:"Override a stage parameter for this plan (repeatable)."`
+	JSON     bool     `name:"json" help:"Print the plan as JSON."`
+}
+
+// buildPlan loads the pipeline and plans it on a target with --set values;
+// diagnostics go to stderr and mean exit 2.
+func (a *App) buildPlan(specs []string, pipeline, target string, sets []string) (*plan.Plan, error) {
+	_, p, err := a.pipeline(specs, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	var parsed []plan.Set
+	for _, s := range sets {
+		ps, err := plan.ParseSet(s)
+		if err != nil {
+			return nil, invalidf("%v", err)
+		}
+		parsed = append(parsed, ps)
+	}
+	schema, err := spec.LoadSchema()
+	if err != nil {
+		return nil, err
+	}
+	pl, ds := plan.Build(schema, p, plan.Options{Target: target, Sets: parsed})
+	a.printDiagnostics(ds)
+	if ds.HasErrors() {
+		fmt.Fprintf(a.Stderr, "pipectl: cannot plan %s: %s\n", pipeline, ds.Summary())
+		return nil, alreadyPrinted(exitInvalid)
+	}
+	return pl, nil
+}
+
+// Run prints the plan.
+func (c *PlanCmd) Run(app *App) error {
+	pl, err := app.buildPlan(c.Specs, c.Pipeline, c.Target, c.Set)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writePlanJSON(app.Stdout, pl)
+	}
+	writePlanText(app.Stdout, pl)
+	return nil
+}
+
+// planJSON is the stable JSON form of a plan.
+type planJSON struct {
+	Pipeline string                   `json:"pipeline"`
+	Target   string                   `json:"target"`
+	Executor string                   `json:"executor"`
+	SpecHash string                   `json:"spec_hash"`
+	Schedule string                   `json:"schedule,omitempty"`
+	Layers   [][]string               `json:"layers"`
+	Stages   map[string]stagePlanJSON `json:"stages"`
+}
+
+type stagePlanJSON struct {
+	Type     string            `json:"type"`
+	Executor string            `json:"executor"`
+	Notebook string            `json:"notebook"`
+	Needs    []string          `json:"needs"`
+	Retries  int               `json:"retries"`
+	Timeout  string            `json:"timeout"`
+	Params   map[string]string `json:"params"`
+}
+
+func writePlanJSON(w io.Writer, pl *plan.Plan) error {
+	out := planJSON{
+		Pipeline: pl.Pipeline.Name, Target: pl.Target.Name, Executor: pl.Target.Executor,
+		SpecHash: pl.Pipeline.Hash, Schedule: pl.Pipeline.Schedule, Layers: pl.Layers,
+		Stages: map[string]stagePlanJSON{},
+	}
+	for name, st := range pl.Stages {
+		params, _ := st.RenderParams(nil)
+		needs := st.Needs
+		if needs == nil {
+			needs = []string{}
+		}
+		out.Stages[name] = stagePlanJSON{
+			Type: st.Type, Executor: st.Executor, Notebook: st.Notebook, Needs: needs,
+			Retries: st.Retries, Timeout: fmtDuration(st.Timeout), Params: params,
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func writePlanText(w io.Writer, pl *plan.Plan) {
+	p := pl.Pipeline
+	fmt.Fprintf(w, "pipeline %s on target %s (executor %s, %s)\n", p.Name, pl.Target.Name, pl.Target.Executor, pl.Target.Mode)
+	fmt.Fprintf(w, "spec %s\n", shortHash(p.Hash))
+	if p.Schedule != "" {
+		fmt.Fprintf(w, "schedule %s (UTC)\n", p.Schedule)
+	}
+	for i, layer := range pl.Layers {
+		fmt.Fprintf(w, "\nlayer %d\n", i+1)
+		for _, name := range layer {
+			st := pl.Stages[name]
+			fmt.Fprintf(w, "  %s: %s on %s, %s", name, st.Type, st.Executor, st.Notebook)
+			if len(st.Needs) > 0 {
+				fmt.Fprintf(w, ", needs %s", strings.Join(st.Needs, ", "))
+			}
+			if st.Retries > 0 {
+				fmt.Fprintf(w, ", retries %d", st.Retries)
+			}
+			fmt.Fprintf(w, ", timeout %s\n", fmtDuration(st.Timeout))
+			params, _ := st.RenderParams(nil)
+			width := 0
+			for k := range params {
+				width = max(width, len(k))
+			}
+			for _, k := range slices.Sorted(maps.Keys(params)) {
+				fmt.Fprintf(w, "      %-*s  %s\n", width, k, params[k])
+			}
+		}
+	}
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// fmtDuration prints durations as people write them: 2h, 90s, 1h30m.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

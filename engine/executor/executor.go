@@ -1,0 +1,174 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/pipectl/pipectl/engine/diag"
+)
+
+// Executor runs stages somewhere: a local process, a Databricks job run, or
+// whatever a plugin does. Every method honours ctx: when it is cancelled,
+// the executor stops the work it started (kills the process group, cancels
+// the remote run) before it returns.
+type Executor interface {
+	// Describe says who the executor is.
+	Describe(ctx context.Context) (Info, error)
+	// Validate checks a target's configuration and stages before anything
+	// runs, e.g. that a workspace host is set. Problems are diagnostics;
+	// the error is for failures to validate at all.
+	Validate(ctx context.Context, req ValidateRequest) (diag.Diagnostics, error)
+	// Run runs one attempt of one stage, streaming events to sink (which is
+	// safe to call from any goroutine) until it returns. A stage that fails
+	// is a Result with Status Failed; the error is for failures of the
+	// executor itself (a crashed plugin, a broken connection).
+	Run(ctx context.Context, task Task, sink EventSink) (Result, error)
+	// CheckOutputs reports whether the outputs of an earlier, cached run of
+	// a stage still exist (a data version directory, a registered model
+	// version), so that a cache hit never points at something deleted.
+	CheckOutputs(ctx context.Context, req CheckRequest) (CheckResult, error)
+}
+
+// ProtocolVersion is the executor protocol version this package describes.
+// It is the major version of the gRPC package (pipectl.executor.v1).
+const ProtocolVersion = 1
+
+// Info describes an executor.
+type Info struct {
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	Protocol    int    `json:"protocol"`
+	Description string `json:"description,omitempty"`
+}
+
+// StageSpec is a stage as Validate sees it: parameters rendered, references
+// unresolved.
+type StageSpec struct {
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Notebook string            `json:"notebook"`
+	Params   map[string]string `json:"params"`
+}
+
+// ValidateRequest asks an executor to check a target before a run.
+type ValidateRequest struct {
+	Pipeline    string          `json:"pipeline"`
+	Target      string          `json:"target"`
+	ProjectRoot string          `json:"project_root"`
+	Config      json.RawMessage `json:"config,omitempty"`
+	Stages      []StageSpec     `json:"stages"`
+}
+
+// Task is one attempt of one stage.
+type Task struct {
+	// RunID identifies the pipectl run; with Stage and Attempt it makes
+	// remote submissions idempotent.
+	RunID    string `json:"run_id"`
+	Pipeline string `json:"pipeline"`
+	Target   string `json:"target"`
+	Stage    string `json:"stage"`
+	Type     string `json:"type"`
+	// Notebook is relative to ProjectRoot.
+	Notebook    string `json:"notebook"`
+	ProjectRoot string `json:"project_root"`
+	// Params are the stage's parameters with references substituted.
+	// Executors add the context parameters of docs/STAGES.md.
+	Params map[string]string `json:"params"`
+	// Attempt counts from 1.
+	Attempt int `json:"attempt"`
+	// Timeout bounds the attempt; zero means none. The runner also cancels
+	// ctx at the deadline; remote executors pass it on (timeout_seconds).
+	Timeout time.Duration `json:"timeout"`
+	// Config is the target's configuration block for this executor.
+	Config json.RawMessage `json:"config,omitempty"`
+	// CacheKey identifies the stage's inputs.
+	CacheKey string `json:"cache_key"`
+	// GitCommit is the project's commit, when known.
+	GitCommit string `json:"git_commit,omitempty"`
+	// StateDir is the project's .pipectl directory (absolute).
+	StateDir string `json:"state_dir"`
+	// LogPath is where the runner keeps this attempt's log; executors may
+	// ignore it (events are logged by the runner).
+	LogPath string `json:"log_path,omitempty"`
+}
+
+// EventKind says what an Event carries.
+type EventKind string
+
+const (
+	// EventLog is a line of output from the stage.
+	EventLog EventKind = "log"
+	// EventProgress is a progress message (and fraction, when known).
+	EventProgress EventKind = "progress"
+	// EventLink is a URL worth showing at once (a Databricks run page, an
+	// MLflow run).
+	EventLink EventKind = "link"
+)
+
+// Event is something an executor reports while a stage runs.
+type Event struct {
+	Time time.Time `json:"time"`
+	Kind EventKind `json:"kind"`
+	// Stream is "stdout" or "stderr" for logs.
+	Stream string `json:"stream,omitempty"`
+	// Text is the log line or the progress message.
+	Text string `json:"text,omitempty"`
+	// Fraction is progress in [0, 1], or negative when unknown.
+	Fraction float64 `json:"fraction,omitempty"`
+	Link     *Link   `json:"link,omitempty"`
+}
+
+// Link is a labelled URL.
+type Link struct {
+	Label string `json:"label"`
+	URL   string `json:"url"`
+}
+
+// EventSink receives events. Implementations must be safe for concurrent
+// use.
+type EventSink func(Event)
+
+// Status is how an attempt ended.
+type Status string
+
+const (
+	Succeeded Status = "succeeded"
+	Failed    Status = "failed"
+	Cancelled Status = "cancelled"
+)
+
+// Result is how a stage attempt ended and what it produced.
+type Result struct {
+	Status  Status             `json:"status"`
+	Outputs map[string]string  `json:"outputs,omitempty"`
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Links   []Link             `json:"links,omitempty"`
+	// Error says why the attempt failed or was cancelled.
+	Error *Failure `json:"error,omitempty"`
+}
+
+// Failure explains a failed attempt.
+type Failure struct {
+	// Message is one line for people: what failed and, where known, what to
+	// do.
+	Message string `json:"message"`
+	// Detail is the tail of a traceback or remote error trace.
+	Detail string `json:"detail,omitempty"`
+	// Retryable says a retry may succeed (infrastructure errors); the
+	// runner never retries a failure that is not.
+	Retryable bool `json:"retryable"`
+}
+
+// CheckRequest asks whether a cached stage's outputs still exist.
+type CheckRequest struct {
+	Task    Task              `json:"task"`
+	Outputs map[string]string `json:"outputs"`
+}
+
+// CheckResult answers a CheckRequest.
+type CheckResult struct {
+	Exists bool `json:"exists"`
+	// Reason says what is missing, when something is.
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,341 @@
+package spec
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
+
+	"github.com/pipectl/pipectl/engine/diag"
+)
+
+// cueIssue is one problem reported by CUE at one path, after collapsing the
+// per-alternative errors of a failed disjunction.
+type cueIssue struct {
+	path []string
+	msg  string
+	// alternatives are the allowed values of a failed disjunction, when all
+	// of its errors were conflicts.
+	alternatives []string
+	got          string
+	kind         issueKind
+	pos          token.Pos
+}
+
+type issueKind int
+
+const (
+	kindOther issueKind = iota
+	kindNotAllowed
+	kindBound
+	kindConflict
+	kindIncomplete
+)
+
+// cueIssues flattens a CUE error into issues, one per path (several when
+// CUE reports several distinct problems at one path). The position is the
+// first one in the user's files; fallback supplies one otherwise.
+func cueIssues(err error, fallback func([]string) token.Pos) []cueIssue {
+	if err == nil {
+		return nil
+	}
+	type group struct {
+		path []string
+		errs []errors.Error
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, e := range errors.Errors(err) {
+		format, _ := e.Msg()
+		if strings.Contains(format, "errors in empty disjunction") {
+			continue
+		}
+		path := unquotePath(e.Path())
+		key := strings.Join(path, "\x00")
+		g, ok := groups[key]
+		if !ok {
+			g = &group{path: path}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.errs = append(g.errs, e)
+	}
+	var out []cueIssue
+	for _, key := range order {
+		g := groups[key]
+		out = append(out, collapse(g.path, g.errs, fallback)...)
+	}
+	return out
+}
+
+// collapse turns the errors of one path into issues. A failed disjunction
+// yields one error per alternative: when one is a bound or type error it is
+// the useful one; when all are conflicts, the alternatives become a list.
+func collapse(path []string, errs []errors.Error, fallback func([]string) token.Pos) []cueIssue {
+	pos := userPos(errs)
+	if !pos.IsValid() && fallback != nil {
+		pos = fallback(path)
+	}
+	var bounds, conflicts, others []errors.Error
+	for _, e := range errs {
+		format, _ := e.Msg()
+		switch {
+		case strings.HasPrefix(format, "invalid value") || strings.Contains(format, "out of bound"):
+			bounds = append(bounds, e)
+		case strings.HasPrefix(format, "conflicting values"):
+			conflicts = append(conflicts, e)
+		default:
+			others = append(others, e)
+		}
+	}
+	var out []cueIssue
+	seen := map[string]bool{}
+	add := func(is cueIssue) {
+		if !seen[is.msg] {
+			seen[is.msg] = true
+			out = append(out, is)
+		}
+	}
+	for _, e := range others {
+		is := cueIssue{path: path, msg: message(e), pos: pos}
+		format, _ := e.Msg()
+		switch {
+		case strings.Contains(format, "not allowed"):
+			is.kind = kindNotAllowed
+		case strings.HasPrefix(format, "incomplete value"):
+			is.kind = kindIncomplete
+		}
+		add(is)
+	}
+	if len(bounds) > 0 {
+		for _, e := range bounds {
+			add(cueIssue{path: path, msg: message(e), kind: kindBound, pos: pos})
+		}
+		return out
+	}
+	switch len(conflicts) {
+	case 0:
+	case 1:
+		add(cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, pos: pos})
+	default:
+		got, alts := alternatives(conflicts)
+		add(cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, got: got, alternatives: alts, pos: pos})
+	}
+	return out
+}
+
+// alternatives finds the value common to every "conflicting values A and B"
+// error (the user's) and the other side of each (the allowed ones).
+func alternatives(errs []errors.Error) (got string, alts []string) {
+	count := map[string]int{}
+	pairs := make([][2]string, 0, len(errs))
+	for _, e := range errs {
+		_, args := e.Msg()
+		if len(args) < 2 {
+			continue
+		}
+		a, b := fmt.Sprint(args[0]), fmt.Sprint(args[1])
+		pairs = append(pairs, [2]string{a, b})
+		count[a]++
+		if b != a {
+			count[b]++
+		}
+	}
+	for v, n := range count {
+		if n == len(pairs) && (got == "" || v < got) {
+			got = v
+		}
+	}
+	for _, p := range pairs {
+		alt := p[0]
+		if alt == got {
+			alt = p[1]
+		}
+		if !slices.Contains(alts, alt) {
+			alts = append(alts, alt)
+		}
+	}
+	return got, alts
+}
+
+func message(e errors.Error) string {
+	format, args := e.Msg()
+	return fmt.Sprintf(format, args...)
+}
+
+// userPos returns the first position of the errors that is in a user file.
+func userPos(errs []errors.Error) token.Pos {
+	for _, e := range errs {
+		if p := e.Position(); isUserPos(p) {
+			return p
+		}
+		for _, p := range e.InputPositions() {
+			if isUserPos(p) {
+				return p
+			}
+		}
+	}
+	return token.NoPos
+}
+
+func isUserPos(p token.Pos) bool {
+	return p.IsValid() && p.Filename() != "" && !strings.HasPrefix(p.Filename(), schemaDir)
+}
+
+func toPos(p token.Pos) diag.Pos {
+	if !p.IsValid() {
+		return diag.Pos{}
+	}
+	return diag.Pos{File: p.Filename(), Line: p.Line(), Col: p.Column()}
+}
+
+// explain writes a summary and, where obvious, a fix for an issue. field is
+// the path shown to the user; validFields lists what the enclosing struct
+// accepts (for unknown fields).
+func explain(is cueIssue, field string, validFields []string, modelType string) (summary, fix string) {
+	name := lastElem(is.path)
+	switch is.kind {
+	case kindNotAllowed:
+		parent := ""
+		if len(is.path) > 1 {
+			parent = is.path[len(is.path)-2]
+		}
+		valid := without(validFields, name)
+		switch {
+		case parent == "model_params" && modelType != "":
+			summary = fmt.Sprintf("unknown model parameter %q for %s", name, modelType)
+			fix = "valid parameters: " + strings.Join(valid, ", ")
+		case parent == "databricks" && isSecretName(name):
+			summary = fmt.Sprintf("%q is not allowed in a spec: credentials never go in specs", name)
+			fix = "remove it; authenticate with DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET, DATABRICKS_AUTH_TYPE=github-oidc or a profile of ~/.databrickscfg"
+		default:
+			summary = fmt.Sprintf("unknown field %q", name)
+			if len(valid) > 0 {
+				fix = "valid fields here: " + strings.Join(valid, ", ")
+			}
+		}
+	case kindBound:
+		summary = name + ": " + is.msg
+		fix = boundFix[name]
+	case kindConflict:
+		if len(is.alternatives) > 1 {
+			summary = fmt.Sprintf("%s: invalid value %s", name, is.got)
+			fix = "use one of " + strings.Join(is.alternatives, ", ")
+		} else {
+			summary = name + ": " + is.msg
+		}
+		if f, ok := boundFix[name]; ok && fix == "" {
+			fix = f
+		}
+	default:
+		summary = is.msg
+		if name != "" {
+			summary = name + ": " + is.msg
+		}
+	}
+	_ = field
+	return summary, fix
+}
+
+var boundFix = map[string]string{
+	"test_size":     "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.2)",
+	"holdout_size":  "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.1)",
+	"retries":       "retries is a whole number from 0 to 10",
+	"timeout":       "write a duration such as 90s, 15m or 2h",
+	"retry_backoff": "write a duration such as 10s or 1m",
+	"host":          "use the workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net",
+	"batch_size":    "use a positive number of rows, e.g. 10000",
+	"min_delta":     "min_delta is a non-negative difference in the metric, e.g. 0.01",
+}
+
+func isSecretName(name string) bool {
+	n := strings.ToLower(name)
+	return strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "password")
+}
+
+func without(list []string, s string) []string {
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func lastElem(p []string) string {
+	if len(p) == 0 {
+		return ""
+	}
+	return p[len(p)-1]
+}
+
+func joinPath(p []string) string { return strings.Join(p, ".") }
+
+// unquotePath turns CUE's quoted labels ("sentiment-train") into plain
+// names: field paths in diagnostics are for people, not CUE.
+func unquotePath(p []string) []string {
+	out := make([]string, len(p))
+	for i, e := range p {
+		if u, err := strconv.Unquote(e); err == nil && strings.HasPrefix(e, `"`) {
+			e = u
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// missingFields walks v and returns the paths of regular fields that have
+// no concrete value (required fields the user did not set). Fields with
+// errors are skipped: they are reported as errors already.
+func missingFields(v cue.Value, prefix []string) [][]string {
+	var out [][]string
+	it, err := v.Fields()
+	if err != nil {
+		return nil
+	}
+	for it.Next() {
+		f := it.Value()
+		p := append(slices.Clone(prefix), it.Selector().Unquoted())
+		if f.Err() != nil && !isIncomplete(f.Err()) {
+			continue
+		}
+		d, _ := f.Default()
+		switch d.IncompleteKind() {
+		case cue.StructKind:
+			out = append(out, missingFields(d, p)...)
+		case cue.ListKind:
+			li, err := d.List()
+			if err != nil {
+				continue
+			}
+			for i := 0; li.Next(); i++ {
+				ev := li.Value()
+				if ev.IncompleteKind() == cue.StructKind {
+					out = append(out, missingFields(ev, append(slices.Clone(p), fmt.Sprint(i)))...)
+				} else if !ev.IsConcrete() {
+					out = append(out, append(slices.Clone(p), fmt.Sprint(i)))
+				}
+			}
+		default:
+			if !d.IsConcrete() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func isIncomplete(err error) bool {
+	for _, e := range errors.Errors(err) {
+		format, _ := e.Msg()
+		if !strings.HasPrefix(format, "incomplete value") && !strings.Contains(format, "non-concrete") {
+			return false
+		}
+	}
+	return true
+}

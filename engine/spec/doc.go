@@ -1,0 +1,19 @@
+// Package spec loads pipeline specs: CUE packages unified with the embedded
+// schemas ([schemas.FS]), checked beyond what CUE can say (names, needs,
+// references, cycles, cron, per-model parameters, target configuration) and
+// decoded to Go types.
+//
+// Every problem becomes a [diag.Diagnostic] with the user's file, line and
+// column and the field path; loading never stops at the first problem.
+//
+// The steps, in order:
+//
+//   - load: parse and build each CUE package (syntax, references)
+//     Reads: files. Updates: Project.values.
+//   - unify: unify with #Spec and validate (types, ranges, closed structs)
+//     Reads: schema. Updates: diagnostics.
+//   - complete: find required fields that are missing
+//   - decode: pipelines, targets and stages as Go values
+//   - check: names, needs, references, cycles, schedules, targets, and every
+//     target's resolved stage parameters
+package spec

@@ -1,0 +1,495 @@
+package spec
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/token"
+
+	"github.com/pipectl/pipectl/engine/diag"
+)
+
+// DefaultDir is where specs live, relative to the project root.
+const DefaultDir = "specs"
+
+// Options configure Load.
+type Options struct {
+	// Root is the project root; relative paths are resolved against it.
+	// Empty means the working directory.
+	Root string
+	// Executors reports whether an executor name is available (built in or
+	// an installed plugin). Nil accepts only the built-ins.
+	Executors func(name string) bool
+	// ExecutorHint explains, in an unknown-executor diagnostic, which
+	// executors exist.
+	ExecutorHint string
+}
+
+// loader carries one Load call's state.
+type loader struct {
+	opts   Options
+	schema *Schema
+	diags  diag.Diagnostics
+	// errPaths are field paths that already have an error, so that later
+	// checks do not report consequences of the same problem.
+	errPaths []string
+	project  *Project
+}
+
+// Load loads the spec packages at paths (directories, or .cue files loaded
+// together) and returns the project with every diagnostic found. The project
+// is nil only when nothing could be loaded; when diagnostics have errors the
+// project must not be run.
+func Load(paths []string, opts Options) (*Project, diag.Diagnostics) {
+	if opts.Root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, diag.Diagnostics{diag.Errorf(diag.Pos{}, "", "cannot find the working directory: %v", err)}
+		}
+		opts.Root = wd
+	}
+	if len(paths) == 0 {
+		paths = []string{DefaultDir}
+	}
+	s, err := LoadSchema()
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf(diag.Pos{}, "", "%v", err)}
+	}
+	l := &loader{opts: opts, schema: s, project: &Project{Root: opts.Root, Pipelines: map[string]*Pipeline{}}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, args := range l.groupArgs(paths) {
+		l.loadInstance(args)
+	}
+	slices.Sort(l.project.Files)
+	return l.project, l.diags.Sort()
+}
+
+// groupArgs turns command-line paths into load arguments: each directory on
+// its own, .cue files grouped by directory (CUE loads files of one package
+// together).
+func (l *loader) groupArgs(paths []string) [][]string {
+	var groups [][]string
+	files := map[string][]string{}
+	var fileDirs []string
+	for _, p := range paths {
+		abs := p
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(l.opts.Root, p)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			d := diag.Errorf(diag.Pos{File: abs}, "", "cannot read spec path %s: %v", p, unwrapPathErr(err))
+			if p == DefaultDir {
+				d = d.WithFix("run pipectl in the project root, or pass the spec directory or files as arguments")
+			}
+			l.diags = append(l.diags, d)
+			continue
+		}
+		if fi.IsDir() {
+			groups = append(groups, []string{abs})
+			continue
+		}
+		if filepath.Ext(abs) != ".cue" {
+			l.diags = append(l.diags, diag.Errorf(diag.Pos{File: abs}, "", "%s is not a .cue file", p).
+				WithFix("pass .cue files or directories of them"))
+			continue
+		}
+		dir := filepath.Dir(abs)
+		if _, ok := files[dir]; !ok {
+			fileDirs = append(fileDirs, dir)
+		}
+		files[dir] = append(files[dir], abs)
+	}
+	for _, d := range fileDirs {
+		groups = append(groups, files[d])
+	}
+	return groups
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func (l *loader) loadInstance(args []string) {
+	cfg := &load.Config{Dir: l.opts.Root}
+	insts := load.Instances(args, cfg)
+	for _, inst := range insts {
+		if inst.Err != nil {
+			l.addCUEError(inst.Err, nil, cue.Value{})
+			continue
+		}
+		for _, f := range inst.BuildFiles {
+			l.project.Files = append(l.project.Files, f.Filename)
+		}
+		if len(inst.BuildFiles) == 0 {
+			l.diags = append(l.diags, diag.Errorf(diag.Pos{File: strings.Join(args, " ")}, "", "no .cue files found").
+				WithFix("specs are CUE files with a top-level pipelines: {...}"))
+			continue
+		}
+		raw := l.schema.ctx.BuildInstance(inst)
+		if err := raw.Err(); err != nil {
+			// Syntax and reference errors: nothing more can be said.
+			l.addCUEError(err, nil, raw)
+			continue
+		}
+		unified := raw.Unify(l.schema.def("#Spec"))
+		l.addCUEError(unified.Validate(cue.All()), []string{"#Spec"}, raw)
+		l.reportMissing(unified, raw)
+		l.decodePipelines(unified, raw)
+	}
+}
+
+// addCUEError turns CUE errors into diagnostics positioned in the user's
+// files. strip is a leading path element to drop (the #Spec definition).
+func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
+	if err == nil {
+		return
+	}
+	fallback := func(p []string) token.Pos { return rawPos(raw, trimPrefix(p, strip)) }
+	issues := cueIssues(err, fallback)
+	if len(issues) == 0 {
+		// Errors without a path (syntax errors, load errors).
+		for _, e := range errors.Errors(err) {
+			l.diags = append(l.diags, diag.Errorf(toPos(e.Position()), "", "%s", message(e)))
+		}
+		return
+	}
+	for _, is := range issues {
+		p := trimPrefix(is.path, strip)
+		is.path = p
+		field := joinPath(p)
+		valid := l.validFields(raw, p)
+		summary, fix := explain(is, field, valid, l.modelTypeAt(raw, p))
+		d := diag.Diagnostic{Severity: diag.Error, Pos: toPos(is.pos), Path: field, Summary: summary, Fix: fix}
+		if !is.pos.IsValid() && len(p) == 0 {
+			// A load or syntax error: CUE puts the position in the message.
+			d.Pos = toPos(firstPos(err))
+		}
+		l.diags = append(l.diags, d)
+		l.markError(field)
+	}
+}
+
+func firstPos(err error) token.Pos {
+	for _, e := range errors.Errors(err) {
+		if e.Position().IsValid() {
+			return e.Position()
+		}
+	}
+	return token.NoPos
+}
+
+func trimPrefix(p, prefix []string) []string {
+	if len(prefix) > 0 && len(p) >= len(prefix) && slices.Equal(p[:len(prefix)], prefix) {
+		return p[len(prefix):]
+	}
+	return p
+}
+
+// validFields lists the fields the schema accepts in the struct that holds
+// path's last element, for "unknown field" fixes.
+func (l *loader) validFields(raw cue.Value, p []string) []string {
+	if len(p) == 0 {
+		return nil
+	}
+	parent := p[:len(p)-1]
+	if len(parent) >= 2 && parent[len(parent)-1] == "model_params" {
+		return l.schema.ModelParamNames(l.modelTypeAt(raw, p))
+	}
+	def := schemaDefFor(parent)
+	if def == "" {
+		return nil
+	}
+	return fieldNames(l.schema.def(def))
+}
+
+// schemaDefFor maps a spec path to the schema definition that shapes it.
+func schemaDefFor(p []string) string {
+	switch {
+	case len(p) == 0:
+		return "#Spec"
+	case len(p) == 2 && p[0] == "pipelines":
+		return "#Pipeline"
+	case len(p) == 4 && p[2] == "stages":
+		return "#Stage"
+	case len(p) == 4 && p[2] == "targets":
+		return "#Target"
+	case len(p) == 5 && p[2] == "targets" && p[4] == "local":
+		return "#LocalTarget"
+	case len(p) == 5 && p[2] == "targets" && p[4] == "databricks":
+		return "#DatabricksTarget"
+	case len(p) == 6 && p[2] == "targets" && p[4] == "stages":
+		return "#StageOverride"
+	case len(p) == 6 && p[2] == "stages" && p[4] == "params" && p[5] == "features":
+		return "#Features"
+	}
+	return ""
+}
+
+// modelTypeAt returns the model_type of the train stage that contains p.
+func (l *loader) modelTypeAt(raw cue.Value, p []string) string {
+	if len(p) < 4 || p[2] != "stages" {
+		return ""
+	}
+	mt, _ := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(p[:4]), "params", "model_type"))...)).String()
+	return mt
+}
+
+// reportMissing adds a diagnostic for each required field without a value.
+func (l *loader) reportMissing(unified, raw cue.Value) {
+	for _, p := range missingFields(unified, nil) {
+		field := joinPath(p)
+		if l.hasError(field) {
+			continue
+		}
+		name := lastElem(p)
+		d := diag.Errorf(toPos(rawPos(raw, p)), field, "missing required field %q", name)
+		if fix, ok := missingFix[name]; ok {
+			d.Fix = fix
+		} else {
+			d.Fix = fmt.Sprintf("add %s: ... here", name)
+		}
+		l.diags = append(l.diags, d)
+		l.markError(field)
+	}
+}
+
+var missingFix = map[string]string{
+	"description":     `add description: "what this pipeline does"`,
+	"executor":        `add executor: "local" (or "databricks", or a plugin's name)`,
+	"notebook":        `custom stages name their notebook, e.g. notebook: "notebooks/my_step.py"`,
+	"workspace_root":  `add workspace_root: "/Workspace/Shared/pipectl"`,
+	"experiment_root": `add experiment_root: "/Shared/pipectl/<target>"`,
+	"catalog":         "name the Unity Catalog catalog that holds the registered models",
+	"schema":          "name the Unity Catalog schema that holds the registered models",
+	"volume":          "name the UC Volume (under catalog.schema) that holds data versions",
+	"model_name":      "name the registered model, e.g. sentiment_classifier",
+	"model_type":      "choose naive_bayes, logistic_regression, random_forest or linear_svc",
+	"candidates":      "list the train stages to compare",
+}
+
+// rawPos returns the position of the deepest existing prefix of p in the
+// user's value.
+func rawPos(raw cue.Value, p []string) token.Pos {
+	if !raw.Exists() {
+		return token.NoPos
+	}
+	for i := len(p); i >= 0; i-- {
+		v := raw.LookupPath(cue.MakePath(selectors(p[:i])...))
+		if v.Exists() {
+			if pos := v.Pos(); isUserPos(pos) {
+				return pos
+			}
+		}
+	}
+	return token.NoPos
+}
+
+func selectors(p []string) []cue.Selector {
+	sels := make([]cue.Selector, 0, len(p))
+	for _, e := range p {
+		if strings.HasPrefix(e, "#") {
+			sels = append(sels, cue.Def(e))
+		} else {
+			sels = append(sels, cue.Str(e))
+		}
+	}
+	return sels
+}
+
+func (l *loader) markError(path string) { l.errPaths = append(l.errPaths, path) }
+
+// hasError reports whether path, a parent or a child of it has an error.
+func (l *loader) hasError(path string) bool {
+	for _, e := range l.errPaths {
+		if e == path || strings.HasPrefix(path, e+".") || strings.HasPrefix(e, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// posAt returns the user's position of a field path.
+func (l *loader) posAt(raw cue.Value, p ...string) diag.Pos {
+	return toPos(rawPos(raw, p))
+}
+
+// decodePipelines reads every pipeline of one package into Go values and
+// checks it.
+func (l *loader) decodePipelines(unified, raw cue.Value) {
+	it, err := unified.LookupPath(cue.ParsePath("pipelines")).Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		pv := it.Value()
+		path := "pipelines." + name
+		if prev, ok := l.project.Pipelines[name]; ok {
+			l.diags = append(l.diags, diag.Errorf(l.posAt(raw, "pipelines", name), path,
+				"pipeline %q is defined twice", name).
+				WithDetail("first defined at %s", prev.Pos).
+				WithFix("pipeline names are unique across every spec package: rename one"))
+			continue
+		}
+		p := l.decodePipeline(name, pv, raw)
+		l.project.Pipelines[name] = p
+		l.checkPipeline(p, raw)
+	}
+}
+
+func (l *loader) decodePipeline(name string, pv, raw cue.Value) *Pipeline {
+	base := []string{"pipelines", name}
+	p := &Pipeline{
+		Name:          name,
+		Description:   str(pv, "description"),
+		Schedule:      str(pv, "schedule"),
+		DefaultTarget: str(pv, "default_target"),
+		Targets:       map[string]*Target{},
+		Stages:        map[string]*Stage{},
+		Path:          joinPath(base),
+		Pos:           l.posAt(raw, base...),
+	}
+	_ = pv.LookupPath(cue.ParsePath("tags")).Decode(&p.Tags)
+	if b, err := pv.MarshalJSON(); err == nil {
+		sum := sha256.Sum256(b)
+		p.Hash = hex.EncodeToString(sum[:])
+	}
+	if it, err := pv.LookupPath(cue.ParsePath("stages")).Fields(); err == nil {
+		for it.Next() {
+			sn := it.Selector().Unquoted()
+			p.Stages[sn] = l.decodeStage(sn, it.Value(), raw, append(slices.Clone(base), "stages", sn))
+		}
+	}
+	if it, err := pv.LookupPath(cue.ParsePath("targets")).Fields(); err == nil {
+		for it.Next() {
+			tn := it.Selector().Unquoted()
+			p.Targets[tn] = l.decodeTarget(tn, it.Value(), raw, append(slices.Clone(base), "targets", tn))
+		}
+	}
+	return p
+}
+
+func (l *loader) decodeStage(name string, sv, raw cue.Value, path []string) *Stage {
+	s := &Stage{
+		Name:     name,
+		Type:     str(sv, "type"),
+		Notebook: str(sv, "notebook"),
+		Executor: str(sv, "executor"),
+		Retries:  int(num(sv, "retries")),
+		Path:     joinPath(path),
+		Pos:      l.posAt(raw, path...),
+		ParamPos: map[string]diag.Pos{},
+	}
+	_ = sv.LookupPath(cue.ParsePath("needs")).Decode(&s.Needs)
+	s.Timeout, _ = time.ParseDuration(str(sv, "timeout"))
+	s.RetryBackoff, _ = time.ParseDuration(str(sv, "retry_backoff"))
+	if s.Type == TypeCustom {
+		_ = sv.LookupPath(cue.ParsePath("outputs")).Decode(&s.Outputs)
+	} else {
+		s.Outputs = l.schema.Outputs(s.Type)
+	}
+	// Parameters as written, without defaults: targets and --set replace
+	// them key by key before defaults apply.
+	rawParams := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(path), "params"))...))
+	if !rawParams.Exists() {
+		s.Params = map[string]any{}
+		return s
+	}
+	if err := decodeJSON(rawParams, &s.Params); err != nil {
+		// Not concrete without the schema (e.g. it refers to defaults):
+		// take the unified value.
+		_ = decodeJSON(sv.LookupPath(cue.ParsePath("params")), &s.Params)
+	}
+	if s.Params == nil {
+		s.Params = map[string]any{}
+	}
+	for k := range s.Params {
+		s.ParamPos[k] = l.posAt(raw, append(slices.Clone(path), "params", k)...)
+	}
+	return s
+}
+
+func (l *loader) decodeTarget(name string, tv, raw cue.Value, path []string) *Target {
+	t := &Target{
+		Name:     name,
+		Executor: str(tv, "executor"),
+		Mode:     str(tv, "mode"),
+		Configs:  map[string]json.RawMessage{},
+		Stages:   map[string]*StageOverride{},
+		Path:     joinPath(path),
+		Pos:      l.posAt(raw, path...),
+	}
+	for _, block := range []string{"local", "databricks", "config"} {
+		bv := tv.LookupPath(cue.ParsePath(block))
+		if !bv.Exists() {
+			continue
+		}
+		if b, err := bv.MarshalJSON(); err == nil {
+			t.Configs[block] = b
+		}
+	}
+	if it, err := tv.LookupPath(cue.ParsePath("stages")).Fields(); err == nil {
+		for it.Next() {
+			sn := it.Selector().Unquoted()
+			ov := it.Value()
+			opath := append(slices.Clone(path), "stages", sn)
+			o := &StageOverride{
+				Executor: str(ov, "executor"),
+				Path:     joinPath(opath),
+				Pos:      l.posAt(raw, opath...),
+				ParamPos: map[string]diag.Pos{},
+			}
+			if r := ov.LookupPath(cue.ParsePath("retries")); r.Exists() {
+				if n, err := r.Int64(); err == nil {
+					v := int(n)
+					o.Retries = &v
+				}
+			}
+			if d, err := time.ParseDuration(str(ov, "timeout")); err == nil {
+				o.Timeout = &d
+			}
+			rp := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(opath), "params"))...))
+			if rp.Exists() {
+				_ = decodeJSON(rp, &o.Params)
+				for k := range o.Params {
+					o.ParamPos[k] = l.posAt(raw, append(slices.Clone(opath), "params", k)...)
+				}
+			}
+			t.Stages[sn] = o
+		}
+	}
+	return t
+}
+
+func str(v cue.Value, field string) string {
+	f := v.LookupPath(cue.ParsePath(field))
+	if d, ok := f.Default(); ok {
+		f = d
+	}
+	s, _ := f.String()
+	return s
+}
+
+func num(v cue.Value, field string) int64 {
+	f := v.LookupPath(cue.ParsePath(field))
+	if d, ok := f.Default(); ok {
+		f = d
+	}
+	n, _ := f.Int64()
+	return n
+}

@@ -1,0 +1,239 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/parser"
+
+	"github.com/pipectl/pipectl/schemas"
+)
+
+// schemaDir prefixes schema file names in positions, so that diagnostics
+// can tell schema positions from the user's.
+const schemaDir = "<pipectl>/schemas"
+
+// Schema is the compiled set of embedded schemas. It is safe for concurrent
+// use: CUE values are immutable, and the context is guarded.
+type Schema struct {
+	mu    sync.Mutex
+	ctx   *cue.Context
+	value cue.Value
+}
+
+var (
+	schemaOnce sync.Once
+	theSchema  *Schema
+	schemaErr  error
+)
+
+// LoadSchema compiles the embedded schemas once per process.
+func LoadSchema() (*Schema, error) {
+	schemaOnce.Do(func() {
+		theSchema, schemaErr = compileSchema(cuecontext.New(), schemas.FS)
+	})
+	return theSchema, schemaErr
+}
+
+func compileSchema(ctx *cue.Context, fsys fs.FS) (*Schema, error) {
+	names, err := fs.Glob(fsys, "*.cue")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	inst := build.NewContext().NewInstance(schemaDir, nil)
+	for _, name := range names {
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		f, err := parser.ParseFile(path.Join(schemaDir, name), src, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("embedded schema: %w", err)
+		}
+		if err := inst.AddSyntax(f); err != nil {
+			return nil, fmt.Errorf("embedded schema: %w", err)
+		}
+	}
+	v := ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	return &Schema{ctx: ctx, value: v}, nil
+}
+
+// def returns a schema definition by path, e.g. "#DataParams".
+func (s *Schema) def(p string) cue.Value {
+	return s.value.LookupPath(cue.ParsePath(p))
+}
+
+// paramsDef maps a stage type to the definition of its parameters.
+var paramsDef = map[string]string{
+	TypeData:      "#DataParams",
+	TypeTrain:     "#TrainParams",
+	TypeEvaluate:  "#EvaluateParams",
+	TypeInference: "#InferenceParams",
+}
+
+// Outputs returns the outputs a stage type produces, per #Outputs.
+func (s *Schema) Outputs(stageType string) []string {
+	var out []string
+	_ = s.def("#Outputs." + stageType).Decode(&out)
+	return out
+}
+
+// DefaultNotebook returns the default notebook of a stage type, or "".
+func (s *Schema) DefaultNotebook(stageType string) string {
+	nb, _ := s.def("#DefaultNotebook." + stageType).String()
+	return nb
+}
+
+// ModelParamNames returns the model_params names that model type accepts,
+// sorted, or nil for an unknown type.
+func (s *Schema) ModelParamNames(modelType string) []string {
+	return fieldNames(s.def("#ModelParams." + modelType))
+}
+
+// ModelTypes returns the known model types, sorted.
+func (s *Schema) ModelTypes() []string {
+	return fieldNames(s.def("#ModelParams"))
+}
+
+func fieldNames(v cue.Value) []string {
+	if !v.Exists() {
+		return nil
+	}
+	it, err := v.Fields(cue.Optional(true))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for it.Next() {
+		names = append(names, it.Selector().Unquoted())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ParamIssue is a problem with one stage parameter, found by ResolveParams.
+type ParamIssue struct {
+	// Field is the path inside params, e.g. "test_size" or
+	// "model_params.C".
+	Field   string
+	Summary string
+	Fix     string
+}
+
+// ResolveParams checks params (as written, after overrides) against the
+// schema of stageType and returns them with defaults applied, as JSON
+// values. Custom stages' params are returned as given.
+func (s *Schema) ResolveParams(stageType string, params map[string]any) (map[string]any, []ParamIssue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resolveParamsLocked(stageType, params)
+}
+
+// resolveParamsLocked is ResolveParams with s.mu held.
+func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (map[string]any, []ParamIssue) {
+	defName, ok := paramsDef[stageType]
+	if !ok {
+		return params, nil
+	}
+	// Through JSON, not Encode: json.Number would become a CUE string.
+	b, err := json.Marshal(params)
+	if err != nil {
+		return nil, []ParamIssue{{Summary: err.Error()}}
+	}
+	given := s.ctx.CompileBytes(b, cue.Filename("params.json"))
+	if err := given.Err(); err != nil {
+		return nil, []ParamIssue{{Summary: err.Error()}}
+	}
+	v := s.def(defName).Unify(given)
+	issues := s.issuesOf(v, defName, params)
+	if len(issues) > 0 {
+		return nil, issues
+	}
+	var out map[string]any
+	if err := decodeJSON(v, &out); err != nil {
+		return nil, []ParamIssue{{Summary: err.Error()}}
+	}
+	return out, nil
+}
+
+// issuesOf turns the errors of a parameters value into ParamIssues: CUE
+// errors first, then missing required fields.
+func (s *Schema) issuesOf(v cue.Value, defName string, given map[string]any) []ParamIssue {
+	var issues []ParamIssue
+	modelType, _ := given["model_type"].(string)
+	for _, ce := range cueIssues(v.Validate(cue.All()), nil) {
+		ce.path = trimDef(ce.path, defName)
+		field := joinPath(ce.path)
+		var valid []string
+		switch {
+		case len(ce.path) == 1:
+			valid = fieldNames(s.def(defName))
+		case len(ce.path) == 2 && ce.path[0] == "model_params":
+			valid = s.ModelParamNames(modelType)
+		case len(ce.path) == 2 && ce.path[0] == "features":
+			valid = fieldNames(s.def("#Features"))
+		}
+		summary, fix := explain(ce, field, valid, modelType)
+		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
+	}
+	if len(issues) > 0 {
+		return issues
+	}
+	for _, p := range missingFields(v, nil) {
+		field := joinPath(p)
+		issues = append(issues, ParamIssue{
+			Field:   field,
+			Summary: fmt.Sprintf("missing required parameter %s", field),
+			Fix:     fmt.Sprintf("set params.%s", field),
+		})
+	}
+	return issues
+}
+
+func trimDef(p []string, def string) []string {
+	if len(p) > 0 && p[0] == def {
+		return p[1:]
+	}
+	return p
+}
+
+func decodeJSON(v cue.Value, out any) error {
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	return unmarshalJSON(b, out)
+}
+
+func unmarshalJSON(b []byte, out any) error {
+	dec := json.NewDecoder(bytesReader(b))
+	dec.UseNumber()
+	return dec.Decode(out)
+}
+
+// IsStringParam reports whether a stage type's parameter takes only
+// strings, so that a --set value for it is never read as a number.
+func (s *Schema) IsStringParam(stageType, key string) bool {
+	defName, ok := paramsDef[stageType]
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.def(defName).LookupPath(cue.MakePath(cue.Str(key).Optional()))
+	if !f.Exists() {
+		f = s.def(defName).LookupPath(cue.MakePath(cue.Str(key)))
+	}
+	return f.Exists() && f.IncompleteKind() == cue.StringKind
+}
