@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/spec"
 )
 
@@ -56,6 +57,8 @@ type App struct {
 	Root string
 	// Getenv reads the environment (tests may replace it).
 	Getenv func(string) string
+	// Registry holds the executors; built on first use, closed by run.
+	Registry *executor.Registry
 }
 
 // loadProject loads the spec packages at paths (default specs/), prints
@@ -93,9 +96,21 @@ func (a *App) pipeline(specs []string, name string) (*spec.Project, *spec.Pipeli
 	return proj, p, nil
 }
 
-// knownExecutor reports whether an executor name is available to specs.
+// knownExecutor reports whether an executor name is available to specs:
+// a built-in or a discovered plugin.
 func (a *App) knownExecutor(name string) bool {
-	return name == spec.ExecutorLocal || name == spec.ExecutorDatabricks
+	if name == spec.ExecutorLocal || name == spec.ExecutorDatabricks {
+		return true
+	}
+	return a.registry().Has(name)
+}
+
+// registry returns the executor registry, building it on first use.
+func (a *App) registry() *executor.Registry {
+	if a.Registry == nil {
+		a.Registry = a.newRegistry()
+	}
+	return a.Registry
 }
 
 func specsLabel(specs []string) string {

@@ -37,6 +37,13 @@ func run(args []string) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	defer func() {
+		if app.Registry != nil {
+			if err := app.Registry.Close(); err != nil {
+				fmt.Fprintf(app.Stderr, "pipectl: %v\n", err)
+			}
+		}
+	}()
 	return runApp(app, args)
 }
 

@@ -1,0 +1,85 @@
+package noop
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/executor"
+)
+
+// Name is the executor's name in specs.
+const Name = "noop"
+
+// Executor is the noop executor.
+type Executor struct {
+	// Version is reported by Describe.
+	Version string
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New returns a noop executor.
+func New() executor.Executor { return &Executor{Version: "builtin"} }
+
+// Describe implements executor.Executor.
+func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
+	return executor.Info{Name: Name, Version: e.Version, Protocol: executor.ProtocolVersion,
+		Description: "runs nothing; every stage succeeds with placeholder outputs"}, nil
+}
+
+// Validate implements executor.Executor: there is nothing to check.
+func (e *Executor) Validate(ctx context.Context, req executor.ValidateRequest) (diag.Diagnostics, error) {
+	return nil, nil
+}
+
+// Run implements executor.Executor.
+func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: "stdout",
+		Text: fmt.Sprintf("noop: %s attempt %d", task.Stage, task.Attempt)})
+	if d, err := time.ParseDuration(task.Params["noop_sleep"]); err == nil && d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled"}}, nil
+		}
+	}
+	switch task.Params["noop_fail"] {
+	case "true":
+		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: "noop_fail is set"}}, nil
+	case "retryable":
+		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: "noop_fail is retryable", Retryable: true}}, nil
+	}
+	outputs := map[string]string{}
+	for _, k := range outputKeys(task.Type) {
+		outputs[k] = fmt.Sprintf("noop-%s-%s", task.Stage, k)
+	}
+	for k, v := range task.Params {
+		if len(k) > len("noop_output_") && k[:len("noop_output_")] == "noop_output_" {
+			outputs[k[len("noop_output_"):]] = v
+		}
+	}
+	return executor.Result{Status: executor.Succeeded, Outputs: outputs}, nil
+}
+
+// outputKeys are the outputs each built-in stage type promises
+// (docs/STAGES.md), so that references resolve.
+func outputKeys(stageType string) []string {
+	switch stageType {
+	case "data":
+		return []string{"data_name", "data_version", "data_path", "manifest_sha256", "rows_train", "rows_test", "rows_holdout"}
+	case "train":
+		return []string{"run_id", "model_name", "model_version", "model_uri", "model_type"}
+	case "evaluate":
+		return []string{"model_name", "model_version", "model_uri", "decision", "candidate_uri", "candidate_version"}
+	case "inference":
+		return []string{"predictions_path", "rows", "model_uri", "model_version", "prediction_counts"}
+	}
+	return nil
+}
+
+// CheckOutputs implements executor.Executor: noop outputs always "exist".
+func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
+	return executor.CheckResult{Exists: true}, nil
+}
