@@ -1,0 +1,4 @@
+# Databricks notebook source
+# Test notebook: finishes without dbutils.notebook.exit.
+
+print("done")

@@ -1,0 +1,68 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/pipectl/pipectl/internal/pyenv"
+)
+
+// UIOptions configures ServeUI.
+type UIOptions struct {
+	// ProjectRoot is the project; StateDir its .pipectl directory (empty
+	// means <ProjectRoot>/.pipectl).
+	ProjectRoot string
+	StateDir    string
+	// Python and Environ are as in Options.
+	Python  string
+	Environ []string
+	// Port is the port on 127.0.0.1; 0 means DefaultUIPort.
+	Port int
+	// Progress receives the venv's creation progress, if it must be built.
+	Progress func(line string)
+	// Ready is called with the UI's URL once it answers.
+	Ready func(url string)
+}
+
+// ServeUI serves the MLflow UI on the local store until ctx ends or the
+// server stops by itself (an error).
+func ServeUI(ctx context.Context, o UIOptions) error {
+	if o.Port == 0 {
+		o.Port = DefaultUIPort
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.ProjectRoot, ".pipectl")
+	}
+	dir := filepath.Join(o.ProjectRoot, PythonDir)
+	if err := checkPythonDir(dir); err != nil {
+		return err
+	}
+	env, err := pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
+		Dir: o.StateDir, MinVersion: MinPython, Progress: o.Progress, Env: scrubEnv(o.Environ)})
+	if err != nil {
+		return err
+	}
+	s := startServer(NewStore(o.StateDir), env.Python, o.Environ, DefaultServerTimeout, o.Port)
+	defer s.Close()
+	url, err := s.Wait(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if o.Ready != nil {
+		o.Ready(url)
+	}
+	s.mu.Lock()
+	p := s.p
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-p.Exited():
+		st, _ := p.Wait()
+		return fmt.Errorf("the MLflow UI server stopped (%s):\n%s", st, s.logs.tail(30))
+	}
+}
