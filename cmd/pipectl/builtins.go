@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/plugins/local"
 	"github.com/pipectl/pipectl/plugins/noop"
 )
 
@@ -13,6 +15,9 @@ import (
 // plugins take the same path.
 var builtinExecutors = map[string]func() executor.Executor{
 	noop.Name: noop.New,
+	local.Name: func() executor.Executor {
+		return local.New(local.Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(), Version: version})
+	},
 }
 
 // newRegistry returns the executors this process can use, by name.
