@@ -67,6 +67,7 @@ type Executor struct {
 	venvs   map[string]*venvBuild
 	servers map[string]*server
 	closed  bool
+	runs    sync.WaitGroup // Runs in progress; Close waits for them
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -95,14 +96,18 @@ func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
 		Description: "runs notebooks on this machine in a managed virtualenv, with a local MLflow tracking store and registry"}, nil
 }
 
-// Close stops the MLflow servers and any venv build in progress.
+// Close stops the stages still running (as if cancelled), any venv build in
+// progress, then the MLflow servers.
 func (e *Executor) Close() error {
 	e.mu.Lock()
 	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.runs.Wait()
+	e.mu.Lock()
 	servers := e.servers
 	e.servers = map[string]*server{}
 	e.mu.Unlock()
-	e.cancel()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
@@ -298,7 +303,20 @@ func needsMLflow(stageType string) bool { return stageType != "data" }
 
 // Run implements executor.Executor.
 func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return executor.Result{}, errors.New("the local executor is closed")
+	}
+	e.runs.Add(1)
+	e.mu.Unlock()
+	defer e.runs.Done()
+
 	parent := ctx
+	// Close stops the stage too.
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	defer context.AfterFunc(e.ctx, cancelRun)()
 	if task.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, task.Timeout)
@@ -306,7 +324,11 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	}
 	stopped := func() executor.Result {
 		msg := "cancelled"
-		if parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case parent.Err() != nil:
+		case e.ctx.Err() != nil:
+			msg = "cancelled: the local executor was closed"
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			msg = fmt.Sprintf("timed out after %s", task.Timeout)
 		}
 		return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: msg}}
@@ -504,7 +526,8 @@ func (e *Executor) killRuns(task executor.Task, srv *server, sink executor.Event
 	if !srv.Alive() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+	// Not e.ctx: Close waits for this before it stops the server.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	api := newMLflowAPI(srv.URL())
 	ids, err := api.runningRuns(ctx, task.RunID, task.Stage)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,7 +56,7 @@ var (
 )
 
 // repoRoot is the module root (where go.mod is).
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -74,7 +75,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // testStateDir is the shared state directory (venv, MLflow store).
-func testStateDir(t *testing.T) string {
+func testStateDir(t testing.TB) string {
 	if d := os.Getenv("PIPECTL_TEST_STATE"); d != "" {
 		return d
 	}
@@ -85,7 +86,7 @@ func testStateDir(t *testing.T) string {
 	return filepath.Join(cache, "pipectl", "test-state")
 }
 
-func getFixture(t *testing.T) *fixture {
+func getFixture(t testing.TB) *fixture {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds a venv and runs MLflow (skipped with -short)")
@@ -687,5 +688,36 @@ func TestValidate(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("diagnostics:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCloseStopsStagesAndServer(t *testing.T) {
+	f := getFixture(t)
+	e := New(Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(), Grace: 2 * time.Second})
+	closed := make(chan struct{})
+	var serverPid int
+	rec := events{on: func(ev executor.Event) {
+		if strings.HasPrefix(ev.Text, "ready ") {
+			e.mu.Lock()
+			srv := e.servers[f.state]
+			e.mu.Unlock()
+			srv.mu.Lock()
+			serverPid = srv.p.Pid()
+			srv.mu.Unlock()
+			go func() { e.Close(); close(closed) }()
+		}
+	}}
+	task := f.task("wait.py", map[string]string{"spawn": "true", "mlflow": "true"})
+	res := run(t, testCtx(t), e, task, &rec)
+	if res.Status != executor.Cancelled || !strings.Contains(res.Error.Message, "closed") {
+		t.Fatalf("got %s %+v, want cancelled by Close\n%s", res.Status, res.Error, rec.text())
+	}
+	<-closed
+	waitGone(t, append(pidsFrom(rec.logs("stdout")), serverPid))
+	if !errors.Is(syscall.Kill(-serverPid, 0), syscall.ESRCH) {
+		t.Errorf("the MLflow server's process group %d outlived Close", serverPid)
+	}
+	if _, err := e.Run(testCtx(t), task, rec.sink); err == nil {
+		t.Error("Run after Close did not fail")
 	}
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -39,12 +40,31 @@ func (s Store) URI() string { return "sqlite:///" + s.DB() }
 // readyMarker exists once a server has created the store's schema.
 func (s Store) readyMarker() string { return filepath.Join(s.Dir, ".initialized") }
 
-// serverArgs is `python -m mlflow server ...` on host:port. Artifacts are
+// launcher runs `mlflow server` with its uvicorn child in the same process
+// (see mlflow_server.py): half the start-up.
+//
+//go:embed mlflow_server.py
+var launcherSource string
+
+// launcher is mlflow_server.py without its docstring, for a readable `ps`.
+var launcher = "# pipectl: mlflow server in one process (plugins/local/mlflow_server.py)\n" +
+	launcherSource[strings.Index(launcherSource[3:], `"""`)+6:]
+
+// inProcessServer selects the launcher; false runs `python -m mlflow server`
+// (benchmarks compare the two).
+var inProcessServer = true
+
+// serverArgs is the interpreter's arguments for `mlflow server ...` on
+// host:port (through the launcher). Artifacts are
 // proxied (mlflow-artifacts:/ URIs, stored under Artifacts), so what a
 // notebook logs lands in the store whatever its working directory, and the
 // store still works if the project directory moves.
 func (s Store) serverArgs(host string, port int) []string {
-	return []string{"-m", "mlflow", "server",
+	args := []string{"-m", "mlflow", "server"}
+	if inProcessServer {
+		args = []string{"-c", launcher}
+	}
+	return append(args,
 		"--backend-store-uri", s.URI(),
 		"--registry-store-uri", s.URI(),
 		"--serve-artifacts",
@@ -53,7 +73,7 @@ func (s Store) serverArgs(host string, port int) []string {
 		"--port", strconv.Itoa(port),
 		"--workers", "1",
 		"--uvicorn-opts", "--no-access-log",
-	}
+	)
 }
 
 // serverEnv is the environment of an MLflow server: no job execution (it

@@ -17,7 +17,10 @@ mlflow.set_tracking_uri(dbutils.widgets.get("mlflow_tracking_uri"))
 mlflow.set_registry_uri(dbutils.widgets.get("mlflow_registry_uri"))
 name = dbutils.widgets.get("model_name")
 mlflow.set_experiment(name)
-tags = {"pipectl.run_id": dbutils.widgets.get("pipectl_run_id"), "pipectl.stage": dbutils.widgets.get("pipectl_stage")}
+tags = {
+    "pipectl.run_id": dbutils.widgets.get("pipectl_run_id"),
+    "pipectl.stage": dbutils.widgets.get("pipectl_stage"),
+}
 with mlflow.start_run(tags=tags) as run:
     mlflow.log_params({f"p{i}": i for i in range(20)})
     for step in range(int(dbutils.widgets.get("steps"))):

@@ -11,7 +11,13 @@ import subprocess
 import sys
 import time
 
-widgets = {"until_file": "", "spawn": "false", "ignore_term": "false", "mlflow": "false", "log_after": "false"}
+widgets = {
+    "until_file": "",
+    "spawn": "false",
+    "ignore_term": "false",
+    "mlflow": "false",
+    "log_after": "false",
+}
 for name, default in widgets.items():
     dbutils.widgets.text(name, default)
 
@@ -31,7 +37,11 @@ if dbutils.widgets.get("mlflow") == "true":
     print(f"mlflow run {run.info.run_id}", flush=True)
 if dbutils.widgets.get("spawn") == "true":
     child = subprocess.Popen(
-        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"]
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)",
+        ]
     )
     print(f"child {child.pid}", flush=True)
 if dbutils.widgets.get("ignore_term") == "true":
