@@ -5,17 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
 )
 
-// TestSentimentDataThenTrain runs the repository's real data and train
-// notebooks on the bundled sample (data/sample/financial_news.csv) through
-// the executor, then checks the registered model version exists.
+// TestSentimentStagesOnSample runs the repository's real notebooks on the
+// bundled sample (data/sample/financial_news.csv) through the executor:
+// data, two trainings at once, evaluate, inference; CheckOutputs finds what
+// each produced (the registered model versions among them).
 // $PIPECTL_TEST_PROJECT runs another checkout's notebooks.
-func TestSentimentDataThenTrain(t *testing.T) {
+func TestSentimentStagesOnSample(t *testing.T) {
 	f := getFixture(t)
 	root := repoRoot(t)
 	if d := os.Getenv("PIPECTL_TEST_PROJECT"); d != "" {
@@ -56,38 +58,83 @@ func TestSentimentDataThenTrain(t *testing.T) {
 		t.Errorf("CheckOutputs(data) = %+v, %v", got, err)
 	}
 
-	train := base
-	train.Stage, train.Type, train.Notebook = "train_nb", "train", "notebooks/train_model.py"
+	// Two trainings at once, as in the pipeline.
 	model := "it_sentiment_" + id
-	train.Params = map[string]string{"data_name": res.Outputs["data_name"], "data_version": res.Outputs["data_version"],
-		"model_name": model, "model_type": "naive_bayes", "model_params": `{"alpha": 0.5}`, "seed": "42"}
-	rec = events{}
-	start = time.Now()
-	res = run(t, ctx, e, train, &rec)
-	t.Logf("train stage: %s", time.Since(start).Round(time.Millisecond))
+	types := []string{"naive_bayes", "logistic_regression"}
+	trains := make([]executor.Task, len(types))
+	results := make([]executor.Result, len(types))
+	recs := make([]events, len(types))
+	var wg sync.WaitGroup
+	for i, typ := range types {
+		trains[i] = base
+		trains[i].Stage, trains[i].Type, trains[i].Notebook = "train_"+typ, "train", "notebooks/train_model.py"
+		trains[i].Params = map[string]string{"data_name": res.Outputs["data_name"], "data_version": res.Outputs["data_version"],
+			"model_name": model, "model_type": typ, "model_params": "{}", "seed": "42"}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			results[i] = run(t, ctx, e, trains[i], &recs[i])
+			t.Logf("train %s stage: %s", typ, time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	wg.Wait()
 	e.mu.Lock()
 	srv := e.servers[f.state]
 	e.mu.Unlock()
 	t.Logf("MLflow server start-up (from the data stage's start): %s", srv.readyAt.Sub(srv.startedAt).Round(time.Millisecond))
+	var candidates []string
+	for i, res := range results {
+		if res.Status != executor.Succeeded {
+			t.Fatalf("train %s: %s %+v\n%s", types[i], res.Status, res.Error, recs[i].text())
+		}
+		if res.Outputs["model_name"] != model || res.Outputs["model_uri"] != "models:/"+model+"/"+res.Outputs["model_version"] {
+			t.Errorf("train outputs %v", res.Outputs)
+		}
+		if res.Metrics["accuracy"] <= 0 {
+			t.Errorf("train metrics %v, want accuracy", res.Metrics)
+		}
+		got, err := e.CheckOutputs(ctx, executor.CheckRequest{Task: trains[i], Outputs: res.Outputs})
+		if err != nil || !got.Exists {
+			t.Errorf("CheckOutputs(train) = %+v, %v: the registered version should exist", got, err)
+		}
+		if len(res.Links) != 2 || !strings.Contains(res.Links[0].URL, "/runs/"+res.Outputs["run_id"]) {
+			t.Errorf("links %v, want the MLflow run and the model version", res.Links)
+		}
+		candidates = append(candidates, res.Outputs["model_uri"])
+	}
+
+	eval := base
+	eval.Stage, eval.Type, eval.Notebook = "evaluate", "evaluate", "notebooks/evaluate_models.py"
+	cands, _ := json.Marshal(candidates)
+	eval.Params = map[string]string{"candidates": string(cands), "data_name": "financial_news", "data_version": "it-" + id}
+	rec = events{}
+	start = time.Now()
+	res = run(t, ctx, e, eval, &rec)
+	t.Logf("evaluate stage: %s", time.Since(start).Round(time.Millisecond))
+	if res.Status != executor.Succeeded || res.Outputs["decision"] != "first" {
+		t.Fatalf("evaluate: %s %+v, outputs %v\n%s", res.Status, res.Error, res.Outputs, rec.text())
+	}
+	if got, err := e.CheckOutputs(ctx, executor.CheckRequest{Task: eval, Outputs: res.Outputs}); err != nil || !got.Exists {
+		t.Errorf("CheckOutputs(evaluate) = %+v, %v", got, err)
+	}
+
+	infer := base
+	infer.Stage, infer.Type, infer.Notebook = "inference", "inference", "notebooks/run_inference.py"
+	infer.Params = map[string]string{"model": "models:/" + model + "@champion", "data_name": "financial_news",
+		"data_version": "it-" + id, "split": "holdout"}
+	rec = events{}
+	start = time.Now()
+	res = run(t, ctx, e, infer, &rec)
+	t.Logf("inference stage: %s", time.Since(start).Round(time.Millisecond))
 	if res.Status != executor.Succeeded {
-		t.Fatalf("train: %s %+v\n%s", res.Status, res.Error, rec.text())
+		t.Fatalf("inference: %s %+v\n%s", res.Status, res.Error, rec.text())
 	}
-	if res.Outputs["model_name"] != model || res.Outputs["model_uri"] != "models:/"+model+"/"+res.Outputs["model_version"] {
-		t.Errorf("train outputs %v", res.Outputs)
+	if want := filepath.Join(out, "predictions", "predictions", "it-"+id); !strings.HasPrefix(res.Outputs["predictions_path"], want) {
+		t.Errorf("predictions_path %q, want it under %s", res.Outputs["predictions_path"], want)
 	}
-	if res.Metrics["accuracy"] <= 0 {
-		t.Errorf("train metrics %v, want accuracy", res.Metrics)
-	}
-	got, err := e.CheckOutputs(ctx, executor.CheckRequest{Task: train, Outputs: res.Outputs})
-	if err != nil || !got.Exists {
-		t.Errorf("CheckOutputs(train) = %+v, %v: the registered version should exist", got, err)
-	}
-	var links []string
-	for _, l := range res.Links {
-		links = append(links, l.URL)
-	}
-	if len(links) != 2 || !strings.Contains(links[0], "/runs/"+res.Outputs["run_id"]) {
-		t.Errorf("links %v, want the MLflow run and the model version", links)
+	if got, err := e.CheckOutputs(ctx, executor.CheckRequest{Task: infer, Outputs: res.Outputs}); err != nil || !got.Exists {
+		t.Errorf("CheckOutputs(inference) = %+v, %v", got, err)
 	}
 	// Nothing landed in the project directory: artifacts went to the store.
 	if _, err := os.Stat(filepath.Join(root, "mlruns")); err == nil {
