@@ -362,24 +362,13 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o755); err != nil {
 		return executor.Result{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(l.state, "tmp"), task.Stage+"-")
+	tmp, err := os.MkdirTemp(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
 	if err != nil {
 		return executor.Result{}, err
 	}
 	defer os.RemoveAll(tmp)
 	outFile, errFile := filepath.Join(tmp, "result.json"), filepath.Join(tmp, "error.json")
 
-	args := []string{"-m", "pipectl_runner", l.notebook}
-	for _, p := range stageParams(task, l, trackingURI) {
-		args = append(args, "--param", p)
-	}
-	args = append(args, "--output", outFile, "--error-output", errFile)
-	environ := append(scrubEnv(e.opts.Environ),
-		"PYTHONUNBUFFERED=1",
-		"PYTHONPATH="+l.pythonDir,
-		"MLFLOW_TRACKING_URI="+trackingURI,
-		"MLFLOW_REGISTRY_URI="+trackingURI,
-	)
 	stderrTail := newRing(maxDetailLines)
 	emit := func(stream string) func(string) {
 		return func(line string) {
@@ -389,8 +378,9 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 			sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: stream, Text: line})
 		}
 	}
-	st, err := proc.Run(ctx, proc.Cmd{Path: env.Python, Args: args, Dir: l.root, Env: environ, Guard: env.Python,
-		Stdout: emit("stdout"), Stderr: emit("stderr"), Grace: e.opts.Grace})
+	cmd := e.runnerCmd(task, l, env, trackingURI, outFile, errFile)
+	cmd.Stdout, cmd.Stderr = emit("stdout"), emit("stderr")
+	st, err := proc.Run(ctx, cmd)
 	if err != nil {
 		return failed(fmt.Sprintf("start the notebook runner: %v", err), "", false), nil
 	}
@@ -409,6 +399,35 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		res.Error.Detail = srv.logs.tail(maxDetailLines)
 	}
 	return res, nil
+}
+
+// runnerCmd is `python -m pipectl_runner NOTEBOOK --param ...` in the
+// project root, under the guard, in the venv.
+func (e *Executor) runnerCmd(task executor.Task, l layout, env *pyenv.Env, trackingURI, outFile, errFile string) proc.Cmd {
+	args := []string{"-m", "pipectl_runner", l.notebook}
+	for _, p := range stageParams(task, l, trackingURI) {
+		args = append(args, "--param", p)
+	}
+	args = append(args, "--output", outFile, "--error-output", errFile)
+	environ := append(scrubEnv(e.opts.Environ),
+		"PYTHONUNBUFFERED=1",
+		"PYTHONPATH="+l.pythonDir, // the runner package
+		// For MLflow calls that do not go through the context parameters.
+		"MLFLOW_TRACKING_URI="+trackingURI,
+		"MLFLOW_REGISTRY_URI="+trackingURI,
+	)
+	return proc.Cmd{Path: env.Python, Args: args, Dir: l.root, Env: environ, Guard: env.Python, Grace: e.opts.Grace}
+}
+
+// safeName keeps letters, digits, '-' and '_' of a stage name, for a file
+// name.
+func safeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // contextParamNames are the context parameters of docs/STAGES.md, in the
