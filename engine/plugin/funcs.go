@@ -1,0 +1,62 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/executor"
+)
+
+// FuncExecutor is an executor.Executor made of functions, for executors
+// that need little more than Run:
+//
+//	plugin.Serve(&plugin.FuncExecutor{
+//		Info:    executor.Info{Name: "shell", Version: "1.0.0"},
+//		RunFunc: run,
+//	})
+type FuncExecutor struct {
+	// Info is returned by Describe; Protocol is filled in.
+	Info executor.Info
+	// ValidateFunc checks a target; nil accepts every target.
+	ValidateFunc func(ctx context.Context, req executor.ValidateRequest) (diag.Diagnostics, error)
+	// RunFunc runs one attempt of one stage; required.
+	RunFunc func(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error)
+	// CheckOutputsFunc reports whether cached outputs still exist; nil
+	// answers "no", so stages of this executor are never served from the
+	// cache on trust.
+	CheckOutputsFunc func(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error)
+}
+
+var _ executor.Executor = (*FuncExecutor)(nil)
+
+// Describe implements executor.Executor.
+func (f *FuncExecutor) Describe(context.Context) (executor.Info, error) {
+	info := f.Info
+	info.Protocol = executor.ProtocolVersion
+	return info, nil
+}
+
+// Validate implements executor.Executor.
+func (f *FuncExecutor) Validate(ctx context.Context, req executor.ValidateRequest) (diag.Diagnostics, error) {
+	if f.ValidateFunc == nil {
+		return nil, nil
+	}
+	return f.ValidateFunc(ctx, req)
+}
+
+// Run implements executor.Executor.
+func (f *FuncExecutor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	if f.RunFunc == nil {
+		return executor.Result{}, fmt.Errorf("executor %q has no RunFunc", f.Info.Name)
+	}
+	return f.RunFunc(ctx, task, sink)
+}
+
+// CheckOutputs implements executor.Executor.
+func (f *FuncExecutor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
+	if f.CheckOutputsFunc == nil {
+		return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("executor %q cannot check outputs", f.Info.Name)}, nil
+	}
+	return f.CheckOutputsFunc(ctx, req)
+}
