@@ -137,7 +137,7 @@ func check(c Candidate, seen map[string]string, sums map[string][]byte, sumsErr 
 	case !fi.Mode().IsRegular():
 		return ignore(ProblemNotExecutable, "not a regular file")
 	case fi.Mode().Perm()&0o111 == 0:
-		return ignore(ProblemNotExecutable, "not executable; run chmod +x %s", c.Path)
+		return ignore(ProblemNotExecutable, "its mode is %s; run chmod +x %s", fi.Mode().Perm(), c.Path)
 	}
 	if first, dup := seen[c.Name]; dup {
 		return ignore(ProblemDuplicate, "%s comes first in the search order", first)

@@ -1,8 +1,12 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/pipectl/pipectl/engine/diag"
 	"github.com/pipectl/pipectl/engine/executor"
@@ -59,4 +63,49 @@ func (f *FuncExecutor) CheckOutputs(ctx context.Context, req executor.CheckReque
 		return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("executor %q cannot check outputs", f.Info.Name)}, nil
 	}
 	return f.CheckOutputsFunc(ctx, req)
+}
+
+// LogWriter turns what a process writes into log events, one per line,
+// e.g. cmd.Stdout = plugin.NewLogWriter(sink, "stdout"). Call Flush when
+// the process has exited to send a last line without a newline.
+type LogWriter struct {
+	mu     sync.Mutex
+	sink   executor.EventSink
+	stream string
+	buf    []byte
+}
+
+// NewLogWriter returns a LogWriter that sends lines of stream ("stdout" or
+// "stderr") to sink.
+func NewLogWriter(sink executor.EventSink, stream string) *LogWriter {
+	return &LogWriter{sink: sink, stream: stream}
+}
+
+// Write implements io.Writer.
+func (w *LogWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, b...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.emit(strings.TrimSuffix(string(w.buf[:i]), "\r"))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// Flush sends what is left of an unfinished line.
+func (w *LogWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = nil
+	}
+}
+
+func (w *LogWriter) emit(line string) {
+	w.sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: w.stream, Text: line})
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -116,6 +117,7 @@ type process struct {
 	rpc    pb.ExecutorClient
 	info   executor.Info
 	stderr *tailBuffer
+	quiet  atomic.Bool
 }
 
 func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, error) {
@@ -131,13 +133,14 @@ func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, 
 		secure = &goplugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()}
 	}
 	p := &process{cmd: cmd, stderr: &tailBuffer{max: 4096}}
+	quietLog := &quietLogger{Logger: log, quiet: &p.quiet}
 	p.gp = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: versionedPlugins(protocolVersion, &grpcPlugin{}),
 		Cmd:              cmd,
 		Managed:          true,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		Logger:           log,
+		Logger:           quietLog,
 		// Output after the handshake is not data: pipectl's stdout belongs
 		// to the user (tables, --json). Stages report output as events.
 		SyncStdout:   &lineLogger{log: log, stream: "stdout"},
@@ -151,6 +154,9 @@ func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, 
 			grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize))},
 	})
 	fail := func(problem Problem, reason string) (*process, error) {
+		// The error says it all; go-plugin's warnings about killing what
+		// never started would only repeat it.
+		p.quiet.Store(true)
 		p.gp.Kill()
 		return nil, &StartError{Executor: cfg.Name, Path: cfg.Path, Problem: problem, Reason: reason}
 	}
@@ -306,6 +312,29 @@ func (t *tailBuffer) lastLines(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " / ")
+}
+
+// quietLogger is go-plugin's logger: while quiet is set its warnings and
+// errors are demoted to debug.
+type quietLogger struct {
+	hclog.Logger
+	quiet *atomic.Bool
+}
+
+func (l *quietLogger) Warn(msg string, args ...any) {
+	if l.quiet.Load() {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Warn(msg, args...)
+}
+
+func (l *quietLogger) Error(msg string, args ...any) {
+	if l.quiet.Load() {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Error(msg, args...)
 }
 
 // lineLogger logs what a plugin writes to its stdout or stderr after the
