@@ -252,3 +252,37 @@ echo rows=3 >> "$PIPECTL_OUTPUTS"`, func(ev executor.Event) {
 		t.Errorf("%d plugin processes left after the registry closed", n)
 	}
 }
+
+// TestCLILeavesNoPluginProcesses runs pipectl as a user does, with
+// executors that it starts and stops, and then looks for any process
+// still running one of their binaries.
+func TestCLILeavesNoPluginProcesses(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("scans /proc")
+	}
+	pipectl, err := exec.LookPath("pipectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := copyExecutable(shellExecutor(t), filepath.Join(plugin.PluginDir(root), plugin.BinaryPrefix+"shell")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"executors"}, {"executors", "--json"}} {
+		out, err := exec.Command(pipectl, append([]string{"-C", root}, args...)...).CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("shell")) {
+			t.Fatalf("pipectl %v: %v\n%s", args, err, out)
+		}
+	}
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(string(b), "\x00")
+		if argv[0] == pipectl && len(argv) > 1 && argv[1] == executorCommand || strings.HasPrefix(argv[0], root) {
+			t.Errorf("left behind: %s (%q)", f, argv)
+		}
+	}
+}
