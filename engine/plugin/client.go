@@ -90,11 +90,8 @@ func (c *Client) conn(ctx context.Context) (*process, error) {
 	if c.closed {
 		return nil, fmt.Errorf("executor %q is closed", c.name)
 	}
-	if c.proc != nil && !c.proc.exited() {
+	if c.proc != nil && (c.start == nil || !c.proc.exited()) {
 		return c.proc, nil
-	}
-	if c.start == nil {
-		return nil, &ExitedError{Executor: c.name, Op: "idle", State: c.proc.exitState()}
 	}
 	if c.proc != nil {
 		c.log.Warn("executor process exited; starting it again", "state", c.proc.exitState())
@@ -195,6 +192,9 @@ func (c *Client) CheckOutputs(ctx context.Context, req executor.CheckRequest) (e
 // remote runs are stopped before Run returns. If the plugin does not answer
 // within the cancel grace, Run cuts the stream and returns Cancelled.
 func (c *Client) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	if ctx.Err() != nil {
+		return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before it started: " + context.Cause(ctx).Error()}}, nil
+	}
 	p, err := c.conn(ctx)
 	if err != nil {
 		return executor.Result{}, err
@@ -224,15 +224,30 @@ func (c *Client) Run(ctx context.Context, task executor.Task, sink executor.Even
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			reason = pb.CancelReason_CANCEL_REASON_DEADLINE_EXCEEDED
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := p.rpc.Cancel(cctx, &pb.CancelRequest{CallId: callID, Reason: reason})
-		cancel()
-		if err != nil {
-			// The plugin cannot hear Cancel; cutting the stream still
-			// cancels the executor's context on its side.
-			c.log.Debug("cancel failed; cutting the stream", "stage", task.Stage, "error", err)
-			cutStream()
-			return
+		// The Cancel may overtake the Run it names (not registered yet):
+		// ask again for a while. Cutting the stream is the fallback; it
+		// still cancels the executor's context on the plugin's side.
+		for attempt := 0; ; attempt++ {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := p.rpc.Cancel(cctx, &pb.CancelRequest{CallId: callID, Reason: reason})
+			cancel()
+			if err != nil {
+				c.log.Debug("cancel failed; cutting the stream", "stage", task.Stage, "error", err)
+				cutStream()
+				return
+			}
+			if resp.GetFound() {
+				break
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if attempt == 50 {
+				cutStream()
+				return
+			}
 		}
 		select {
 		case <-done:

@@ -188,6 +188,36 @@ func TestCancelReachesRunWithItsReason(t *testing.T) {
 	}
 }
 
+// TestCancelRightAfterTheStart cancels at once, so that Cancel may reach
+// the plugin before the Run it names.
+func TestCancelRightAfterTheStart(t *testing.T) {
+	c := inProcess(t, testExecutor{})
+	ctx := context.Background()
+	res, err := c.Run(ctxCancelled(), executor.Task{Stage: "s", Params: map[string]string{"sleep": "1h"}}, nil)
+	if err != nil || res.Status != executor.Cancelled {
+		t.Fatalf("pre-cancelled context: %+v, %v", res, err)
+	}
+	for i := range 20 {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(time.Duration(i)*100*time.Microsecond, cancel)
+		t0 := time.Now()
+		res, err := c.Run(cctx, executor.Task{Stage: "s", Params: map[string]string{"sleep": "1h"}}, nil)
+		cancel()
+		if err != nil || res.Status != executor.Cancelled {
+			t.Fatalf("cancel after %dµs: %+v, %v", i*100, res, err)
+		}
+		if d := time.Since(t0); d > 3*time.Second {
+			t.Errorf("cancel after %dµs took %s", i*100, d)
+		}
+	}
+}
+
+func ctxCancelled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
 // stubborn ignores cancellation for a while, like an executor whose remote
 // cancel hangs.
 type stubborn struct{ testExecutor }
