@@ -241,8 +241,9 @@ func (sc *scope) lookup(path []string) (value, error) {
 		}
 	case "env":
 		if sc.env != nil {
-			// env names are case-sensitive in the shell but not in
-			// expressions: try as written in upper case, the convention.
+			// actionlint's parser lowercases property names, shell names
+			// are case-sensitive: try lower case and upper case, the
+			// convention for env.
 			for _, name := range []string{path[1], strings.ToUpper(path[1])} {
 				v, ok, err := sc.env(name)
 				if err != nil || ok {
