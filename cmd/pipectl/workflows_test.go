@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -249,6 +250,30 @@ func parseFlags(args []string, c call) error {
 	return nil
 }
 
+// cliResult is the outcome of running pipectl in process.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// cliRuns memoizes runCLI: the workflows repeat the same plans under many
+// triggers, and every run loads the specs again.
+var cliRuns sync.Map
+
+// runCLI runs pipectl in process on the project at root, read-only
+// commands only.
+func runCLI(root string, args ...string) cliResult {
+	key := root + "\x00" + strings.Join(args, "\x00")
+	if r, ok := cliRuns.Load(key); ok {
+		return r.(cliResult)
+	}
+	app, stdout, stderr := testApp(root)
+	code := runApp(app, append([]string{"-C", root}, args...))
+	r := cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	cliRuns.Store(key, r)
+	return r
+}
+
 // checkInvocation validates one invocation and returns what it asks for
 // and every problem found.
 func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) (call, []string) {
@@ -260,24 +285,17 @@ func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) 
 		return c, []string{err.Error()}
 	}
 	var problems []string
-	if !pipelineCommands[c.command] {
-		// validate, pipelines, version...: read-only, run them for real.
-		app, _, stderr := testApp(root)
-		if code := runApp(app, append([]string{"-C", root}, inv.Args...)); code != 0 {
-			problems = append(problems, fmt.Sprintf("exit %d:\n%s", code, stderr))
-		}
-		return c, problems
-	}
-	if c.command == "schedule" || c.command == "graph" {
-		app, _, stderr := testApp(root)
-		if code := runApp(app, append([]string{"-C", root}, inv.Args...)); code != 0 {
-			problems = append(problems, fmt.Sprintf("exit %d:\n%s", code, stderr))
+	if !pipelineCommands[c.command] || c.command == "schedule" || c.command == "graph" {
+		// validate, pipelines, version, schedule, graph: read-only, run
+		// them for real.
+		if r := runCLI(root, inv.Args...); r.code != 0 {
+			problems = append(problems, fmt.Sprintf("exit %d:\n%s", r.code, r.stderr))
 		}
 		return c, problems
 	}
 	// plan, and run and deploy as plans of the same pipeline, target and
 	// --set values.
-	planArgs := []string{"-C", root, "plan", c.pipeline, "--json"}
+	planArgs := []string{"plan", c.pipeline, "--json"}
 	if c.target != "" {
 		planArgs = append(planArgs, "--target", c.target)
 	}
@@ -287,16 +305,16 @@ func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) 
 	for _, s := range c.specs {
 		planArgs = append(planArgs, "--specs", s)
 	}
-	app, stdout, stderr := testApp(root)
-	if code := runApp(app, planArgs); code != 0 {
-		return c, []string{fmt.Sprintf("pipectl %s fails (exit %d):\n%s", strings.Join(planArgs[2:], " "), code, stderr)}
+	r := runCLI(root, planArgs...)
+	if r.code != 0 {
+		return c, []string{fmt.Sprintf("pipectl %s fails (exit %d):\n%s", strings.Join(planArgs, " "), r.code, r.stderr)}
 	}
 	var pl struct {
 		Target   string                     `json:"target"`
 		Executor string                     `json:"executor"`
 		Stages   map[string]json.RawMessage `json:"stages"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &pl); err != nil {
+	if err := json.Unmarshal([]byte(r.stdout), &pl); err != nil {
 		return c, []string{fmt.Sprintf("plan --json: %v", err)}
 	}
 	for _, st := range c.stages {
