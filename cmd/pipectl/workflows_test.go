@@ -41,10 +41,33 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// testApp returns an App on the project at root that writes to buffers.
-func testApp(root string) (*App, *bytes.Buffer, *bytes.Buffer) {
+// testApp returns an App on the project at root that writes to buffers;
+// the test's cleanup closes its executor registry, as run does.
+func testApp(t testing.TB, root string) (*App, *bytes.Buffer, *bytes.Buffer) {
 	var stdout, stderr bytes.Buffer
-	return &App{Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, Root: root, Getenv: func(string) string { return "" }}, &stdout, &stderr
+	app := &App{Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, Root: root, Getenv: func(string) string { return "" }}
+	t.Cleanup(func() { closeRegistry(t, app) })
+	return app, &stdout, &stderr
+}
+
+func closeRegistry(t testing.TB, app *App) {
+	if app.Registry != nil {
+		if err := app.Registry.Close(); err != nil {
+			t.Errorf("closing the executor registry: %v", err)
+		}
+		app.Registry = nil
+	}
+}
+
+// loadSpecs loads the repository's specs as pipectl does.
+func loadSpecs(t testing.TB, root string) *spec.Project {
+	t.Helper()
+	app, _, stderr := testApp(t, root)
+	proj, err := app.loadProject(nil)
+	if err != nil {
+		t.Fatalf("specs/ do not load:\n%s", stderr)
+	}
+	return proj
 }
 
 // ciSetup loads the repository's specs and workflows and expands every
@@ -59,11 +82,7 @@ type ciSetup struct {
 func loadCI(t *testing.T) *ciSetup {
 	t.Helper()
 	root := repoRoot(t)
-	app, _, stderr := testApp(root)
-	proj, err := app.loadProject(nil)
-	if err != nil {
-		t.Fatalf("specs/ do not load:\n%s", stderr)
-	}
+	proj := loadSpecs(t, root)
 	files, err := workflows.LoadDir(root)
 	if err != nil {
 		t.Fatal(err)
@@ -267,8 +286,15 @@ func runCLI(root string, args ...string) cliResult {
 	if r, ok := cliRuns.Load(key); ok {
 		return r.(cliResult)
 	}
-	app, stdout, stderr := testApp(root)
+	var stdout, stderr bytes.Buffer
+	app := &App{Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	code := runApp(app, append([]string{"-C", root}, args...))
+	if app.Registry != nil {
+		if err := app.Registry.Close(); err != nil {
+			fmt.Fprintf(&stderr, "closing the executor registry: %v\n", err)
+			code = max(code, 1)
+		}
+	}
 	r := cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
 	cliRuns.Store(key, r)
 	return r
@@ -339,11 +365,7 @@ func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) 
 // so that TestWorkflowInvocations passing means something.
 func TestInvocationCheckerFails(t *testing.T) {
 	root := repoRoot(t)
-	app, _, stderr := testApp(root)
-	proj, err := app.loadProject(nil)
-	if err != nil {
-		t.Fatalf("specs/ do not load:\n%s", stderr)
-	}
+	proj := loadSpecs(t, root)
 	tests := map[string]struct {
 		args []string
 		env  string
