@@ -134,6 +134,8 @@ func TestWorkflowInvocations(t *testing.T) {
 			t.Errorf("%s: pipectl %s (%s): %s", relPath(c.root, inv.Where()), strings.Join(inv.Args, " "), inv.Context, p)
 		}
 	}
+	t.Logf("checked %d distinct pipectl command lines, expanded from %d invocations in %d files: %v",
+		len(checked), len(c.invs), len(c.files), commands)
 	// The workflows call each of these; finding none means the expansion
 	// lost them, not that they are fine.
 	for _, want := range []string{"validate", "pipelines", "plan", "run", "deploy", "version"} {
