@@ -21,6 +21,7 @@ type CLI struct {
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
+	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
 	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
 	Executor  ExecutorCmd  `cmd:"" name:"__executor" hidden:"" help:"Serve a built-in executor to pipectl (internal)."`

@@ -10,14 +10,14 @@ import (
 )
 
 // goTool runs `go tool NAME args...` in this package's directory. The tools
-// are pinned in go.mod, so this works offline from the module cache; the
+// are pinned in tools/go.mod, so this works offline from the module cache; the
 // first run builds them (slow), later runs hit the build cache.
 func goTool(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds buf and the protoc plugins")
 	}
-	cmd := exec.Command("go", append([]string{"tool", name}, args...)...)
+	cmd := exec.Command("go", append([]string{"tool", "-modfile=../../tools/go.mod", name}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
