@@ -84,10 +84,12 @@ def read_manifest(path: Path) -> ExistingVersion:
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What makes two versions "the same content": source bytes, parameters and split rows."""
+    """What makes two versions "the same content": source bytes, parameters and split rows. The
+    source path is left out: the same file reached by another path (relative vs absolute, a moved
+    checkout) gives the same version."""
     return {
         "source_sha256": manifest["source"]["sha256"],
-        "params": manifest["params"],
+        "params": {k: v for k, v in manifest["params"].items() if k != "source"},
         "splits": {k: v["sha256"] for k, v in manifest["splits"].items()},
     }
 

@@ -79,6 +79,18 @@ def test_identical_inputs_are_a_no_op(tmp_path):
     assert manifest.stat().st_mtime_ns == before
 
 
+def test_the_same_file_by_another_path_is_the_same_version(tmp_path):
+    first = run(tmp_path)
+    again = data.run(
+        {
+            "data_root": str(tmp_path / "root"),
+            "project_root": str(SAMPLE_CSV.parents[2]),
+            "source": "data/sample/financial_news.csv",
+        }
+    )
+    assert again.outputs == first.outputs
+
+
 def test_different_content_is_an_error_unless_overwrite(tmp_path):
     first = run(tmp_path)
     with pytest.raises(VersionConflictError) as err:
