@@ -96,10 +96,8 @@ def _task_values_in(path: str | None) -> dict[str, dict[str, Any]] | None:
     return data
 
 
-def _on_signal(signum: int, _frame: Any) -> None:
-    if signum == signal.SIGTERM:
-        raise StageTerminated("received SIGTERM")
-    raise KeyboardInterrupt
+def _on_sigterm(_signum: int, _frame: Any) -> None:
+    raise StageTerminated("received SIGTERM")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pipectl_runner: {exc}", file=sys.stderr)
         return USAGE_ERROR
 
-    signal.signal(signal.SIGTERM, _on_signal)
+    # SIGINT already raises KeyboardInterrupt; make SIGTERM (how executors cancel) unwind too.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
 
     def on_cell_start(cell: Any, total: int) -> None:
@@ -134,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFormatError as exc:
         print(f"pipectl_runner: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # the notebook is done: no more unwinding
 
     if args.task_values_out:
         _write(args.task_values_out, json.dumps(result.task_values, indent=2) + "\n")
