@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):  # not a TextIOWrapper (tests)
             stream.reconfigure(line_buffering=True, write_through=True)  # type: ignore[union-attr]
+    # Local runs do not send MLflow usage telemetry (and do not wait for it at exit), unless the
+    # environment explicitly asks for it.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     args = _parser().parse_args(argv)  # exits with 2 on bad usage
     try:
         params = _params(args.param)
