@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 
 # Small, fast models: these tests check the plumbing, not the tuning.
 FAST = {
-    "naive_bayes": ({"variant": "complement", "alpha": 0.3}, {"char_ngram": None}),
+    # The original notebook's TF-IDF(max_features=100) + MultinomialNB: a clearly weaker model.
+    "naive_bayes": ({"variant": "multinomial"}, {"char_ngram": None, "max_features": 100}),
     "logistic_regression": ({"C": 5, "class_weight": "balanced"}, {"char_ngram": None}),
     "linear_svc": ({"C": 0.3, "calibration_cv": 3}, {"char_ngram": [3, 4], "min_df": 2}),
 }
@@ -87,7 +88,12 @@ class Store:
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
 
-def pipeline(store: Store, source: str, data_name: str, model_name: str) -> dict[str, Any]:
+def pipeline(
+    store: Store, source: str, data_name: str, model_name: str, weakest_first: bool = False
+) -> dict[str, Any]:
+    """data -> three trains -> evaluate -> inference. With `weakest_first`, the weakest model is
+    made champion first and a min_delta the others cannot clear keeps it, so the final evaluate
+    exercises promotion."""
     data = store.run("create_data.py", data_name=data_name, data_version="v1", source=source)
     out = data["outputs"]
     assert out["rows_train"] + out["rows_test"] + out["rows_holdout"] == data["metrics"]["rows_clean"]
@@ -103,6 +109,11 @@ def pipeline(store: Store, source: str, data_name: str, model_name: str) -> dict
             features=features,
         )
     uris = [t["outputs"]["model_uri"] for t in trains.values()]
+    steps = {}
+    if weakest_first:
+        weakest = min(trains.values(), key=lambda t: t["metrics"]["f1_macro"])["outputs"]["model_uri"]
+        steps["first"] = store.run("evaluate_models.py", candidates=[weakest], data_name=data_name)
+        steps["kept"] = store.run("evaluate_models.py", candidates=uris, data_name=data_name, min_delta=0.5)
     evaluation = store.run("evaluate_models.py", candidates=uris, data_name=data_name, data_version="v1")
     inference = store.run(
         "run_inference.py",
@@ -112,7 +123,7 @@ def pipeline(store: Store, source: str, data_name: str, model_name: str) -> dict
         split="holdout",
         write_csv=True,
     )
-    return {"data": data, "trains": trains, "evaluate": evaluation, "inference": inference}
+    return {"data": data, "trains": trains, "evaluate": evaluation, "inference": inference, "steps": steps}
 
 
 def check_pipeline(store: Store, res: dict[str, Any], model_name: str) -> None:
@@ -151,10 +162,24 @@ def check_pipeline(store: Store, res: dict[str, Any], model_name: str) -> None:
     ev = res["evaluate"]
     scores = {t["outputs"]["model_version"]: t["metrics"]["f1_macro"] for t in res["trains"].values()}
     best = max(scores, key=lambda v: scores[v])
-    assert ev["outputs"]["decision"] == "first"
     assert ev["outputs"]["model_version"] == ev["outputs"]["candidate_version"] == best
     assert abs(ev["metrics"]["candidate_score"] - scores[best]) < 1e-9  # same split, same numbers
-    assert "champion_score" not in ev["metrics"]
+    steps = res["steps"]
+    if not steps:
+        assert ev["outputs"]["decision"] == "first"
+        assert "champion_score" not in ev["metrics"] and "delta" not in ev["metrics"]
+    else:
+        weakest = min(scores, key=lambda v: scores[v])
+        first, kept = steps["first"], steps["kept"]
+        assert first["outputs"]["decision"] == "first" and first["outputs"]["model_version"] == weakest
+        # Better, but not by min_delta=0.5: the champion stays, the challenger moves.
+        assert kept["outputs"]["decision"] == "kept" and kept["outputs"]["model_version"] == weakest
+        assert kept["outputs"]["candidate_version"] == best
+        assert kept["metrics"]["champion_score"] == pytest.approx(scores[weakest])
+        assert kept["metrics"]["delta"] == pytest.approx(scores[best] - scores[weakest])
+        assert scores[best] > scores[weakest]  # the FAST models are chosen so that promotion happens
+        assert ev["outputs"]["decision"] == "promoted"
+        assert ev["metrics"]["delta"] == pytest.approx(scores[best] - scores[weakest])
     assert str(client.get_model_version_by_alias(model_name, "champion").version) == best
     assert str(client.get_model_version_by_alias(model_name, "challenger").version) == best
 
@@ -190,7 +215,7 @@ def store(tmp_path_factory) -> Store:
 
 def test_sample_pipeline_end_to_end(store):
     # A relative source resolves against project_root (the repository).
-    res = pipeline(store, str(SAMPLE_CSV.relative_to(REPO)), "sample", "sample_sentiment")
+    res = pipeline(store, str(SAMPLE_CSV.relative_to(REPO)), "sample", "sample_sentiment", weakest_first=True)
     check_pipeline(store, res, "sample_sentiment")
     assert res["data"]["metrics"]["rows_clean"] == 403
     assert max(t["metrics"]["f1_macro"] for t in res["trains"].values()) > 0.8
@@ -201,44 +226,24 @@ def test_sample_pipeline_end_to_end(store):
     )
     assert again == res["data"]
 
-    # A weaker candidate does not take the champion alias.
-    weakest = min(res["trains"].values(), key=lambda t: t["metrics"]["f1_macro"])
-    kept = store.run(
-        "evaluate_models.py",
-        candidates=[weakest["outputs"]["model_uri"]],
-        data_name="sample",
-        data_version="v1",
-        min_delta=0.0,
-    )
     champion = res["evaluate"]["outputs"]["model_version"]
-    if weakest["outputs"]["model_version"] != champion:
-        assert kept["outputs"]["decision"] == "kept"
-        assert kept["outputs"]["model_version"] == champion
-        assert kept["metrics"]["delta"] == pytest.approx(
-            kept["metrics"]["candidate_score"] - kept["metrics"]["champion_score"]
-        )
-        assert kept["metrics"]["delta"] <= 0
-        client = store.client()
-        assert str(client.get_model_version_by_alias("sample_sentiment", "champion").version) == champion
-        assert (
-            str(client.get_model_version_by_alias("sample_sentiment", "challenger").version)
-            == weakest["outputs"]["model_version"]
-        )
 
     # New texts from a CSV, no labels: predictions but no accuracy.
     new = store.root / "new.csv"
     new.write_text(
         "doc,body\nd1,Operating profit rose sharply in the quarter.\nd2,The company will cut 200 jobs.\n"
     )
+    champion_run = next(t for t in res["trains"].values() if t["outputs"]["model_version"] == champion)
     res_csv = store.run(
         "run_inference.py",
-        model=f"models:/sample_sentiment/{champion}",
+        model=f"runs:/{champion_run['outputs']['run_id']}/model",  # the third URI form
         input_path=str(new),
         text_column="body",
         id_column="doc",
         output_name="adhoc",
     )
     assert res_csv["metrics"] == {"rows": 2}
+    assert res_csv["outputs"]["model_version"] == champion  # found from the run id
     df = pd.read_parquet(res_csv["outputs"]["predictions_path"])
     assert df["id"].tolist() == ["d1", "d2"] and df["data_version"].iloc[0].startswith("csv-sha256:")
     assert "label" not in df.columns
