@@ -59,7 +59,12 @@ def use_experiment(ctx: Context, model_name: str) -> str:
     import mlflow
 
     name = experiment_name(ctx, model_name)
-    if name.startswith("/") and mlflow.get_tracking_uri().startswith("databricks"):
+    if mlflow.get_tracking_uri().startswith("databricks"):
+        if not name.startswith("/"):
+            # Databricks experiments are workspace paths. Without experiment_root (interactive
+            # use) keep the notebook's own experiment rather than fail.
+            print(f"note: no experiment_root; logging to the notebook's experiment, not {name!r}")
+            return "(notebook experiment)"
         _ensure_workspace_dir(name.rsplit("/", 1)[0])
     mlflow.set_experiment(name)
     return name
