@@ -104,6 +104,18 @@ def parse_model_uri(uri: str, param: str = "model") -> ModelRef:
     )
 
 
+def qualify_model_uri(ctx: Context, uri: str) -> str:
+    """Give a bare registered-model name its Unity Catalog catalog and schema: a spec writes
+    models:/sentiment_classifier@champion once, and on Databricks that model is
+    <catalog>.<schema>.sentiment_classifier. Names that already have dots, and runs:/ URIs, are
+    left alone."""
+    ref = parse_model_uri(uri)
+    if not ref.name or "." in ref.name or not ctx.uc_catalog:
+        return uri
+    full = registered_name(ctx, ref.name)
+    return "models:/" + full + uri.strip()[len("models:/") + len(ref.name) :]
+
+
 def client() -> Any:
     from mlflow.tracking import MlflowClient
 

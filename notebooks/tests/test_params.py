@@ -211,3 +211,20 @@ def test_context_defaults_and_uc_names(tmp_path):
     assert registered_name(uc, "fs") == "main.ml.fs"
     assert experiment_name(uc, "fs") == "/Shared/p/fs"
     assert registered_name(ctx, "fs") == experiment_name(ctx, "fs") == "fs"
+
+
+@pytest.mark.parametrize(
+    "uri, catalog, want",
+    [
+        ("models:/clf@champion", "prod", "models:/prod.sentiment.clf@champion"),
+        ("models:/clf/3", "prod", "models:/prod.sentiment.clf/3"),
+        ("models:/dev.other.clf@champion", "prod", "models:/dev.other.clf@champion"),
+        ("runs:/abc123/model", "prod", "runs:/abc123/model"),
+        ("models:/clf@champion", "", "models:/clf@champion"),
+    ],
+)
+def test_qualify_model_uri(uri, catalog, want):
+    from sentiment.tracking import qualify_model_uri
+
+    ctx = Context.from_params({"uc_catalog": catalog, "uc_schema": "sentiment" if catalog else ""})
+    assert qualify_model_uri(ctx, uri) == want

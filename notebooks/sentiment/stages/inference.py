@@ -125,10 +125,11 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
     )
 
     T.configure(ctx)
-    ref = T.resolve_version(T.parse_model_uri(p.model))
-    model = T.load_model(p.model)
+    model_uri = T.qualify_model_uri(ctx, p.model)
+    ref = T.resolve_version(T.parse_model_uri(model_uri))
+    model = T.load_model(model_uri)
     classes = [str(c) for c in model.classes_]
-    print(f"model {p.model} (version {ref.version or 'unregistered'}), classes {classes}")
+    print(f"model {model_uri} (version {ref.version or 'unregistered'}), classes {classes}")
 
     out_dir = ctx.output_root / p.output_name / ctx.run_id_or_manual()
     target = out_dir / "predictions.parquet"
@@ -160,7 +161,7 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
                 columns["prediction"] = labels
                 for j, c in enumerate(classes):
                     columns[f"proba_{c}"] = np.asarray(proba[:, j], dtype="float64")
-                columns["model_uri"] = [p.model] * n
+                columns["model_uri"] = [model_uri] * n
                 columns["model_version"] = [ref.version] * n
                 columns["data_version"] = [data_version] * n
                 table = pa.table(columns, schema=schema)
@@ -197,7 +198,7 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
         outputs={
             "predictions_path": str(target),
             "rows": len(df),
-            "model_uri": p.model,
+            "model_uri": model_uri,
             "model_version": ref.version,
             "prediction_counts": counts,
         },
