@@ -28,8 +28,7 @@ import (
 //
 // The venv and the MLflow store live in a state directory shared by every
 // test and kept between test runs: $PIPECTL_TEST_STATE, or
-// <user cache dir>/pipectl/test-state. $PIPECTL_TEST_NOTEBOOKS takes the
-// runner from another checkout's notebooks/ directory. The first run builds the venv (about
+// <user cache dir>/pipectl/test-state. The first run builds the venv (about
 // a minute with pip's cache warm, more without it); later runs reuse it.
 
 func TestMain(m *testing.M) {
@@ -93,9 +92,6 @@ func getFixture(t testing.TB) *fixture {
 	}
 	fixOnce.Do(func() {
 		src := filepath.Join(repoRoot(t), PythonDir)
-		if d := os.Getenv("PIPECTL_TEST_NOTEBOOKS"); d != "" {
-			src = d // the runner of another checkout
-		}
 		if _, err := os.Stat(filepath.Join(src, "pipectl_runner", "__main__.py")); err != nil {
 			fixSkip = "the notebook runner is not in this checkout (" + src + "/pipectl_runner)"
 			return
@@ -462,16 +458,23 @@ func TestTimeoutStopsNotebook(t *testing.T) {
 	}
 }
 
+// TestParallelStagesWriteToMLflow runs stages that write to one experiment
+// at once, each logging the same dataset: MLflow's SQL store creates the
+// dataset with a check-then-insert, which fails for all but one of
+// concurrent requests unless the server serialises writes
+// (mlflow_server.py).
 func TestParallelStagesWriteToMLflow(t *testing.T) {
 	f := getFixture(t)
-	const n = 4
+	const n = 6
 	ctx := testCtx(t)
+	experiment := "pipectl_test_parallel_" + newID()
 	results := make([]executor.Result, n)
 	recs := make([]events, n)
 	tasks := make([]executor.Task, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		tasks[i] = f.task("track.py", map[string]string{"model_name": fmt.Sprintf("pipectl_test_%d", i), "steps": "60"})
+		tasks[i] = f.task("track.py", map[string]string{"model_name": fmt.Sprintf("pipectl_test_%d", i), "steps": "60",
+			"experiment": experiment})
 		tasks[i].Stage = fmt.Sprintf("track%d", i)
 		tasks[i].Type = "train"
 		wg.Add(1)

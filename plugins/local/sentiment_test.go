@@ -16,13 +16,9 @@ import (
 // bundled sample (data/sample/financial_news.csv) through the executor:
 // data, two trainings at once, evaluate, inference; CheckOutputs finds what
 // each produced (the registered model versions among them).
-// $PIPECTL_TEST_PROJECT runs another checkout's notebooks.
 func TestSentimentStagesOnSample(t *testing.T) {
 	f := getFixture(t)
 	root := repoRoot(t)
-	if d := os.Getenv("PIPECTL_TEST_PROJECT"); d != "" {
-		root = d
-	}
 	if _, err := os.Stat(filepath.Join(root, "notebooks", "create_data.py")); err != nil {
 		t.Skipf("the stage notebooks are not in %s yet", root)
 	}

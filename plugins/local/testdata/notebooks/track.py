@@ -1,14 +1,18 @@
 # Databricks notebook source
-# Test notebook: writes to MLflow the way a train stage does (params, metrics, tags, an
-# artifact, a registered model version), many calls, to show parallel stages do not contend.
+# Test notebook: writes to MLflow the way a train stage does (params, metrics, tags, the dataset
+# it used, an artifact, a registered model version), many calls, to show parallel stages do not
+# contend. Stages given the same experiment log the same dataset, as the pipeline's trainings do.
 
 import json
 import os
 
 import mlflow
+import mlflow.data
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 dbutils.widgets.text("model_name", "pipectl_test_model")
+dbutils.widgets.text("experiment", "")
 dbutils.widgets.text("steps", "50")
 
 # COMMAND ----------
@@ -16,12 +20,15 @@ dbutils.widgets.text("steps", "50")
 mlflow.set_tracking_uri(dbutils.widgets.get("mlflow_tracking_uri"))
 mlflow.set_registry_uri(dbutils.widgets.get("mlflow_registry_uri"))
 name = dbutils.widgets.get("model_name")
-mlflow.set_experiment(name)
+mlflow.set_experiment(dbutils.widgets.get("experiment") or name)
 tags = {
     "pipectl.run_id": dbutils.widgets.get("pipectl_run_id"),
     "pipectl.stage": dbutils.widgets.get("pipectl_stage"),
 }
 with mlflow.start_run(tags=tags) as run:
+    mlflow.log_input(
+        mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2, 3]}), name="shared"), context="training"
+    )
     mlflow.log_params({f"p{i}": i for i in range(20)})
     for step in range(int(dbutils.widgets.get("steps"))):
         mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
