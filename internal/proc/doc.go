@@ -12,5 +12,6 @@
 //     guard.py) that stops the group when this process dies, even by
 //     SIGKILL, so no notebook or server outlives pipectl.
 //
-// Unix only: process groups and signals are what make this sound.
+// Unix: process groups and signals are what make this sound. Elsewhere
+// (Windows) it builds, but a stopped process is killed at once and alone.
 package proc

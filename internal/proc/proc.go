@@ -1,5 +1,3 @@
-//go:build unix
-
 package proc
 
 import (
@@ -102,7 +100,7 @@ func Start(c Cmd) (*Process, error) {
 	}
 	var cmd *exec.Cmd
 	var guardR *os.File
-	if c.Guard != "" {
+	if c.Guard != "" && guardSupported {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
@@ -116,13 +114,13 @@ func Start(c Cmd) (*Process, error) {
 	}
 	cmd.Dir = c.Dir
 	cmd.Env = c.Env
-	if c.Guard != "" {
+	if p.guardW != nil {
 		if cmd.Env == nil {
 			cmd.Env = os.Environ()
 		}
 		cmd.Env = append(cmd.Env, "PIPECTL_GUARD_GRACE="+strconv.FormatFloat(p.grace.Seconds(), 'f', -1, 64))
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newGroup(cmd)
 	var childEnds []*os.File
 	for _, s := range []struct {
 		sink func(string)
@@ -178,7 +176,7 @@ func (p *Process) closeAll(files []*os.File) {
 func (p *Process) wait() {
 	err := p.cmd.Wait()
 	// The leader is gone; whatever it left in its group goes too.
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+	killGroup(p.pgid)
 	close(p.exited)
 	st := Status{ExitCode: p.cmd.ProcessState.ExitCode(), Stopped: p.stopped.Load()}
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -242,13 +240,14 @@ func (p *Process) Stop() {
 	default:
 	}
 	p.stopped.Store(true)
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
+	terminateGroup(p.pgid, p.cmd.Process)
 	t := time.NewTimer(p.grace)
 	defer t.Stop()
 	select {
 	case <-p.exited:
 	case <-t.C:
-		_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+		killGroup(p.pgid)
+		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
 }

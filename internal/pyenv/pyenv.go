@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,7 +126,7 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 		Key:         key,
 		Interpreter: interp,
 	}
-	env.Python = filepath.Join(env.Dir, "bin", "python")
+	env.Python = venvPython(env.Dir)
 	if ready(env) {
 		return env, nil
 	}
@@ -209,6 +210,14 @@ func parseVersion(v string) (major, minor int) {
 	major, _ = strconv.Atoi(parts[0])
 	minor, _ = strconv.Atoi(parts[1])
 	return major, minor
+}
+
+// venvPython is the interpreter of the venv at dir.
+func venvPython(dir string) string {
+	if runtime.GOOS == "windows" {
+		return filepath.Join(dir, "Scripts", "python.exe")
+	}
+	return filepath.Join(dir, "bin", "python")
 }
 
 // venvKey hashes what a venv depends on.

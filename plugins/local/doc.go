@@ -9,11 +9,17 @@
 // The store is one SQLite database (tracking and registry) plus an artifact
 // directory. Notebooks never open the database themselves: one MLflow
 // server per executor (that is, per pipectl run) serves it on 127.0.0.1 and
-// a free port, so parallel stages write through a single process instead of
-// racing for SQLite's file lock ("database is locked"), and artifacts are
-// proxied into <state>/mlflow/artifacts whatever the notebook's working
-// directory. The server starts in the background on the first Run, after
-// the venv is ready; data stages do not wait for it, every other stage does.
+// a free port. Measured reasons: three notebooks opening a fresh SQLite
+// store at once all fail in MLflow's schema migrations, and artifacts of a
+// notebook that logs to SQLite directly land in ./mlruns of its working
+// directory. Through the server, the first start creates the schema under a
+// file lock, artifacts are proxied into <state>/mlflow/artifacts, and writes
+// are handled one at a time (mlflow_server.py), which also closes MLflow's
+// check-then-insert races (two trainings logging the same dataset).
+//
+// The server starts in the background on the first Run, once the venv is
+// ready, in one process (mlflow_server.py: `mlflow server` would import
+// MLflow twice); data stages do not wait for it, every other stage does.
 // Close stops it; a guard process (package proc) stops it too when the
 // executor's process dies.
 //
