@@ -431,13 +431,13 @@ func runStatus(t *testing.T, f *fixture, runID string) string {
 
 func TestTimeoutStopsNotebook(t *testing.T) {
 	f := getFixture(t)
-	task := f.task("wait.py", map[string]string{"spawn": "true", "mlflow": "true"})
-	// Long enough to start Python and the imports, short enough to end in
-	// the waiting cell.
-	task.Timeout = 20 * time.Second
+	task := f.task("wait.py", map[string]string{"spawn": "true"})
+	// Long enough to start Python and the runner on a busy machine, short
+	// enough to end in the waiting cell.
+	task.Timeout = 5 * time.Second
 	var rec events
 	res := run(t, testCtx(t), f.e, task, &rec)
-	if res.Status != executor.Cancelled || res.Error.Message != "timed out after 20s" {
+	if res.Status != executor.Cancelled || res.Error.Message != "timed out after 5s" {
 		t.Fatalf("status %s, error %+v, want a timeout\n%s", res.Status, res.Error, rec.text())
 	}
 	pids := pidsFrom(rec.logs("stdout"))
@@ -445,16 +445,9 @@ func TestTimeoutStopsNotebook(t *testing.T) {
 		t.Fatalf("the notebook did not start before the timeout:\n%s", rec.text())
 	}
 	waitGone(t, pids)
-	// SIGTERM reached the runner, which ended (this notebook's run is not in
-	// a with block: MLflow's atexit hook ends it FINISHED).
-	var runID string
-	for _, l := range rec.logs("stdout") {
-		if rest, ok := strings.CutPrefix(l, "mlflow run "); ok {
-			runID = rest
-		}
-	}
-	if got := runStatus(t, f, runID); got == "RUNNING" {
-		t.Errorf("MLflow run is %s after the timeout", got)
+	// SIGTERM reached the runner, which says so.
+	if !strings.Contains(strings.Join(rec.logs("stderr"), "\n"), "was stopped") {
+		t.Errorf("the runner did not report the SIGTERM:\n%s", rec.text())
 	}
 }
 
