@@ -120,6 +120,7 @@ func importValue(t *testing.T, env *Env) string {
 }
 
 func TestEnsureCreatesThenReuses(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, writeWheel(t, dir, "1")+"\n")
@@ -170,6 +171,7 @@ func TestEnsureCreatesThenReuses(t *testing.T) {
 }
 
 func TestEnsureRebuildsIncompleteVenv(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, writeWheel(t, dir, "2")+"\n")
@@ -213,6 +215,7 @@ func TestEnsureRebuildsIncompleteVenv(t *testing.T) {
 }
 
 func TestEnsureConcurrentCallersShareOneBuild(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, writeWheel(t, dir, "3")+"\n")
@@ -250,6 +253,7 @@ func TestEnsureConcurrentCallersShareOneBuild(t *testing.T) {
 }
 
 func TestEnsureAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, writeWheel(t, dir, "4")+"\n")
@@ -285,6 +289,7 @@ func TestEnsureAcrossProcesses(t *testing.T) {
 }
 
 func TestEnsurePipFailure(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing-1.0-py3-none-any.whl")
@@ -307,6 +312,7 @@ func TestEnsurePipFailure(t *testing.T) {
 }
 
 func TestEnsureCancelled(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, writeWheel(t, dir, "5")+"\n")
@@ -339,6 +345,7 @@ func venvDirs(state string) []string {
 }
 
 func TestInterpreterErrors(t *testing.T) {
+	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	reqs := writeReqs(t, dir, "")
