@@ -124,7 +124,8 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	resp, err := c.W.Jobs.Submit(ctx, sub)
 	if err != nil {
 		if ctx.Err() != nil {
-			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before the run was submitted"}}, nil
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{
+				Message: fmt.Sprintf("cancelled before the run was submitted (last error: %v)", c.red.err(err))}}, nil
 		}
 		return e.apiFailure(c, "submit the run", err), nil
 	}

@@ -174,6 +174,13 @@ func (e *Executor) follow(ctx context.Context, c *Client, task executor.Task, ru
 				Link: &executor.Link{Label: fmt.Sprintf("Databricks run %d", runID), URL: pageURL}})
 		}
 		st := statusOf(run)
+		for _, t := range run.Tasks {
+			if t.TaskKey == task.Stage && !st.terminal {
+				// A run can be RUNNING while its task still waits for compute.
+				ts := statusOf(&jobs.Run{Status: t.Status, State: t.State})
+				st.pending = st.pending || ts.pending
+			}
+		}
 		if st.label != last {
 			last = st.label
 			emit(executor.EventProgress, fmt.Sprintf("databricks: run %d %s", runID, st.label))

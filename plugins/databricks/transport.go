@@ -19,13 +19,16 @@ type retryTransport struct {
 	attempts int
 	// maxWait caps one wait, whatever Retry-After says.
 	maxWait time.Duration
+	// budget caps the waits for one request: the SDK abandons a request
+	// after 60 s without traffic, so longer waits are left to its retries.
+	budget time.Duration
 }
 
 func newRetryTransport(base http.RoundTripper) *retryTransport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &retryTransport{base: base, attempts: 8, maxWait: time.Minute}
+	return &retryTransport{base: base, attempts: 8, maxWait: 40 * time.Second, budget: 45 * time.Second}
 }
 
 // retryNoticeKey carries a func(status int, wait time.Duration) in a
@@ -38,6 +41,7 @@ func withRetryNotice(ctx context.Context, f func(status int, wait time.Duration)
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	var waited time.Duration
 	for attempt := 0; ; attempt++ {
 		resp, err := t.base.RoundTrip(req)
 		if err != nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) ||
@@ -49,6 +53,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			wait = time.Second << min(attempt, 5) // 1s, 2s, 4s ... 32s
 		}
 		wait = min(wait, t.maxWait)
+		if waited+wait > t.budget {
+			return resp, nil // the SDK backs off and asks again
+		}
+		waited += wait
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		resp.Body.Close()
 		if f, ok := ctx.Value(retryNoticeKey{}).(func(int, time.Duration)); ok {

@@ -328,7 +328,7 @@ func TestTaskFaults(t *testing.T) {
 		id := submit("/Shared/p/echo", nil)
 		time.Sleep(200 * time.Millisecond)
 		r, err := w.Jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id})
-		if err != nil || r.Status.State != jobs.RunLifecycleStateV2StateRunning || r.Tasks[0].Status.State != jobs.RunLifecycleStateV2StatePending {
+		if err != nil || r.Status.State != jobs.RunLifecycleStateV2StatePending || r.Tasks[0].Status.State != jobs.RunLifecycleStateV2StatePending {
 			t.Fatalf("stuck run: %v %+v %+v", err, r.Status, r.Tasks[0].Status)
 		}
 		if _, err := w.Jobs.CancelRun(ctx, jobs.CancelRun{RunId: id}); err != nil {

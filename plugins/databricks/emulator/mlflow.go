@@ -157,6 +157,10 @@ func (e *Emulator) getModelVersion(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", "The model registry is unavailable: "+err.Error())
 		return
 	}
+	if !strings.HasPrefix(uri, "http://") && !strings.HasPrefix(uri, "https://") {
+		missing() // a store without a server (tests): the emulator cannot look inside
+		return
+	}
 	q := url.Values{"name": {name}, "version": {strconv.Itoa(version)}}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, uri+"/api/2.0/mlflow/model-versions/get?"+q.Encode(), nil)
 	if err != nil {

@@ -620,9 +620,28 @@ func (e *Emulator) renderTaskLocked(t *taskRun) jobs.RunTask {
 	return rt
 }
 
+// liveState is a run's state as clients see it: a started run is PENDING
+// until one of its tasks runs (compute is starting), then RUNNING.
+func (r *run) liveState() state {
+	if r.terminal() || r.queued || r.st.life != jobs.RunLifeCycleStateRunning {
+		return r.st
+	}
+	for _, t := range r.tasks {
+		switch t.st.life {
+		case jobs.RunLifeCycleStateRunning, jobs.RunLifeCycleStateTerminating:
+			return r.st
+		}
+		if t.st.terminal() && t.started {
+			return r.st
+		}
+	}
+	return state{life: jobs.RunLifeCycleStatePending}
+}
+
 func (e *Emulator) renderRunLocked(r *run) jobs.Run {
+	st := r.liveState()
 	out := jobs.Run{RunId: r.id, JobId: r.jobID, RunName: r.name, RunType: r.runType, Trigger: r.trigger,
-		RunPageUrl: e.runPageURL(r), State: r.st.legacy(), Status: r.st.status(), GitSource: r.git,
+		RunPageUrl: e.runPageURL(r), State: st.legacy(), Status: st.status(), GitSource: r.git,
 		CreatorUserName: creator, NumberInJob: r.number, OriginalAttemptRunId: r.id}
 	if !r.start.IsZero() {
 		out.StartTime = r.start.UnixMilli()

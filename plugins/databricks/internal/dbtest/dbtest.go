@@ -115,6 +115,12 @@ func Data(t testing.TB, rel string) string {
 	return ""
 }
 
+// OwnMLflow as emulator.Options.MLflowTrackingURI lets the emulator start
+// its own MLflow server (needs MLPython). By default test emulators point
+// the databricks URIs at a SQLite store instead, which notebooks that never
+// touch MLflow do not mind.
+const OwnMLflow = "own"
+
 // NoPython as emulator.Options.Python starts an emulator that cannot run
 // notebooks, for tests of the API alone.
 const NoPython = "-"
@@ -129,6 +135,12 @@ func Emulator(t testing.TB, opts emulator.Options) *emulator.Emulator {
 	}
 	if opts.Token == "" {
 		opts.Token = Token
+	}
+	switch opts.MLflowTrackingURI {
+	case OwnMLflow:
+		opts.MLflowTrackingURI = ""
+	case "":
+		opts.MLflowTrackingURI = "sqlite:///" + filepath.ToSlash(filepath.Join(opts.Dir, "mlflow.db"))
 	}
 	switch opts.Python {
 	case NoPython:
