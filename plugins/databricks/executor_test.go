@@ -486,4 +486,6 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 }
 
-func workspaceList(p string) workspace.ListWorkspaceRequest { return workspace.ListWorkspaceRequest{Path: p} }
+func workspaceList(p string) workspace.ListWorkspaceRequest {
+	return workspace.ListWorkspaceRequest{Path: p}
+}
