@@ -21,7 +21,10 @@ type CLI struct {
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
+	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
+	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
+	Executor  ExecutorCmd  `cmd:"" name:"__executor" hidden:"" help:"Serve a built-in executor to pipectl (internal)."`
 }
 
 // SpecFlags selects the spec packages of commands that take a pipeline.
@@ -36,6 +39,7 @@ type exitCode int
 func run(args []string) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer stopExecutorPlugins() // after the registry below closed them gracefully
 	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	defer func() {
 		if app.Registry != nil {
