@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/plugin"
+	"github.com/pipectl/pipectl/plugins/databricks"
 	"github.com/pipectl/pipectl/plugins/noop"
 )
 
@@ -22,7 +23,8 @@ import (
 // the plugin protocol, so built-ins and third-party plugins take the same
 // path (gRPC, cancellation, crash handling).
 var builtinExecutors = map[string]func() executor.Executor{
-	noop.Name: noop.New,
+	noop.Name:       noop.New,
+	databricks.Name: func() executor.Executor { return databricks.New(os.Getenv) },
 }
 
 // executorCommand is the hidden command that serves a built-in executor.

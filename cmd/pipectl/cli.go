@@ -22,9 +22,11 @@ type CLI struct {
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
 	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
+	Deploy    DeployCmd    `cmd:"" help:"Deploy a pipeline as a scheduled multi-task Databricks job (or --destroy it)."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
 	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
 	Executor  ExecutorCmd  `cmd:"" name:"__executor" hidden:"" help:"Serve a built-in executor to pipectl (internal)."`
+	Dev       DevCmd       `cmd:"" help:"Developer tools: a Databricks API emulator."`
 }
 
 // SpecFlags selects the spec packages of commands that take a pipeline.
