@@ -36,12 +36,12 @@ func lineDiff(a, b []string, context int) string {
 		case i < n && j < m && a[i] == b[j]:
 			ops = append(ops, op{' ', a[i], i + 1, j + 1})
 			i, j = i+1, j+1
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, op{'+', b[j], i + 1, j + 1})
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, op{'-', a[i], i + 1, j + 1})
 			i++
+		default:
+			ops = append(ops, op{'+', b[j], i + 1, j + 1})
+			j++
 		}
 	}
 	changed := false

@@ -13,8 +13,11 @@ type HTTPFault struct {
 	// Endpoint is "METHOD /path" as counted by Calls, e.g.
 	// "GET /api/2.2/jobs/runs/get"; empty matches every request.
 	Endpoint string
-	// Status is the HTTP status: 429, 503, 500, ...
+	// Status is the HTTP status: 429, 503, 500, ...; 0 serves the request
+	// normally after Delay (to widen race windows in tests).
 	Status int
+	// Delay is how long the emulator waits before answering.
+	Delay time.Duration
 	// Count is how many matching requests fail; at least 1.
 	Count int
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up);

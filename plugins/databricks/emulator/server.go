@@ -136,9 +136,14 @@ func Start(opts Options) (*Emulator, error) {
 func (e *Emulator) Close() error {
 	e.stop()
 	e.running.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Clients may hold connections they never used (dial races), which
+	// Shutdown waits 5 s for; after a grace period, close them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err := e.srv.Shutdown(ctx)
+	var err error
+	if e.srv.Shutdown(ctx) != nil {
+		err = e.srv.Close()
+	}
 	e.stopMLflow()
 	return err
 }
@@ -198,8 +203,17 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fault := e.takeHTTPFault(ep)
 	e.mu.Unlock()
 	if fault != nil {
-		fault.write(w)
-		return
+		if fault.Delay > 0 {
+			select {
+			case <-time.After(fault.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if fault.Status != 0 {
+			fault.write(w)
+			return
+		}
 	}
 	if !e.authorized(w, r) {
 		return
