@@ -35,6 +35,11 @@ type rig struct {
 
 func newRig(t *testing.T, opts emulator.Options, env ...string) *rig {
 	t.Helper()
+	return newRigTB(t, opts, env...)
+}
+
+func newRigTB(t testing.TB, opts emulator.Options, env ...string) *rig {
+	t.Helper()
 	e := dbtest.Emulator(t, opts)
 	project := filepath.Join(t.TempDir(), "project")
 	if err := os.CopyFS(project, os.DirFS(dbtest.Project(t))); err != nil {

@@ -39,7 +39,7 @@ func (e *Executor) poll() Poll {
 	if p.First <= 0 {
 		p.First = d.First
 	}
-	if p.Step < 0 {
+	if p.Step <= 0 {
 		p.Step = d.Step
 	}
 	if p.Max <= 0 {
