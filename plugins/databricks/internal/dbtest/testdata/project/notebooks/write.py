@@ -12,4 +12,6 @@ path = os.path.join(root, dbutils.widgets.get("name"))
 os.makedirs(path, exist_ok=True)
 with open(os.path.join(path, "part.txt"), "w") as fh:
     fh.write("hello")
-dbutils.notebook.exit(json.dumps({"outputs": {"data_path": path, "predictions_path": os.path.join(path, "part.txt")}}))
+dbutils.notebook.exit(
+    json.dumps({"outputs": {"data_path": path, "predictions_path": os.path.join(path, "part.txt")}})
+)
