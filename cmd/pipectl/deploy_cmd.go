@@ -72,6 +72,8 @@ func (c *DeployCmd) Run(app *App) error {
 	if c.JSON {
 		return writeDeployJSON(app.Stdout, pl, out)
 	}
+	// Where it went is a log line: stdout stays the same for any workspace.
+	fmt.Fprintf(app.Stderr, "pipectl: workspace %s\n", out.Host)
 	writeDeployText(app.Stdout, out)
 	return nil
 }
@@ -141,7 +143,6 @@ func writeDeployText(w io.Writer, o *databricks.Outcome) {
 	if o.DryRun {
 		fmt.Fprintln(w, "dry run: nothing was changed")
 	}
-	row("workspace", "%s", o.Host)
 	switch code := o.Code; {
 	case code.Git != nil:
 		row("code", "git %s at %s", code.Git.URL, code.Git.Ref())

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	sdk "github.com/databricks/databricks-sdk-go"
+	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/config"
 )
 
@@ -143,4 +144,24 @@ func (e *redactedError) Error() string { return e.msg }
 // are never printed.
 func (e *redactedError) Unwrap() error { return e.err }
 
-var _ = errors.Unwrap
+// fail describes a failed API call for people: what pipectl was doing,
+// what Databricks answered and, for credentials, what to do. The result is
+// redacted and still unwraps to the SDK's error.
+func (c *Client) fail(what string, err error) error {
+	var ae *apierr.APIError
+	if errors.As(err, &ae) {
+		var msg string
+		switch ae.StatusCode {
+		case http.StatusUnauthorized:
+			msg = fmt.Sprintf("%s: Databricks did not accept the credentials (401 %s: %s); authenticate with DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET, DATABRICKS_AUTH_TYPE=github-oidc or a ~/.databrickscfg profile",
+				what, ae.ErrorCode, ae.Message)
+		case http.StatusForbidden:
+			msg = fmt.Sprintf("%s: Databricks refused (403 %s: %s): the token may be invalid or revoked, or the identity lacks a permission (docs/DATABRICKS.md lists the grants)",
+				what, ae.ErrorCode, ae.Message)
+		default:
+			msg = fmt.Sprintf("%s: %s (%d %s)", what, ae.Message, ae.StatusCode, ae.ErrorCode)
+		}
+		return &redactedError{msg: c.red.String(msg), err: err}
+	}
+	return c.red.err(fmt.Errorf("%s: %w", what, err))
+}

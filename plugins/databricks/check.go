@@ -33,7 +33,7 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if errors.Is(err, apierr.ErrNotFound) {
 			return executor.CheckResult{Exists: false, Reason: what + " no longer exists"}, nil
 		}
-		return executor.CheckResult{}, c.red.err(fmt.Errorf("check %s: %w", what, err))
+		return executor.CheckResult{}, c.fail(fmt.Sprintf("check %s", what), err)
 	}
 	out := req.Outputs
 	if p := out["data_path"]; strings.HasPrefix(p, "/Volumes/") {

@@ -220,7 +220,7 @@ func codeExists(ctx context.Context, c *Client, folder string) (bool, error) {
 	if errors.Is(err, apierr.ErrNotFound) {
 		return false, nil
 	}
-	return false, c.red.err(fmt.Errorf("check %s: %w", folder, err))
+	return false, c.fail(fmt.Sprintf("look for imported code in %s", folder), err)
 }
 
 func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (bool, error) {
@@ -251,7 +251,7 @@ func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (b
 			continue
 		}
 		if err := c.W.Workspace.Mkdirs(ctx, workspace.Mkdirs{Path: d}); err != nil {
-			return false, c.red.err(fmt.Errorf("create workspace folder %s: %w", d, err))
+			return false, c.fail(fmt.Sprintf("create workspace folder %s", d), err)
 		}
 	}
 	sem := make(chan struct{}, 4)
@@ -272,7 +272,7 @@ func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (b
 			if err := c.W.Workspace.Import(ctx, req); err != nil {
 				mu.Lock()
 				if firstErr == nil {
-					firstErr = c.red.err(fmt.Errorf("import %s: %w", f.Rel, err))
+					firstErr = c.fail(fmt.Sprintf("import %s", f.Rel), err)
 				}
 				mu.Unlock()
 			}
@@ -287,7 +287,7 @@ func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (b
 	err = c.W.Workspace.Import(ctx, workspace.Import{Path: folder + "/" + markerName, Content: base64.StdEncoding.EncodeToString(mb),
 		Format: workspace.ImportFormatAuto, Overwrite: true})
 	if err != nil {
-		return false, c.red.err(fmt.Errorf("import %s: %w", markerName, err))
+		return false, c.fail(fmt.Sprintf("import %s", markerName), err)
 	}
 	return true, nil
 }

@@ -209,7 +209,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		}
 		created, err := c.W.Jobs.Create(ctx, createJob(desired))
 		if err != nil {
-			return nil, c.red.err(fmt.Errorf("create job %q: %w", desired.Name, err))
+			return nil, c.fail(fmt.Sprintf("create job %q", desired.Name), err)
 		}
 		out.JobID = created.JobId
 		// Another deploy may have created one at the same time: converge.
@@ -227,7 +227,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	out.JobID = keep
 	job, err := c.W.Jobs.Get(ctx, jobs.GetJobRequest{JobId: keep})
 	if err != nil {
-		return nil, c.red.err(fmt.Errorf("read job %d: %w", keep, err))
+		return nil, c.fail(fmt.Sprintf("read job %d", keep), err)
 	}
 	current := jobs.JobSettings{}
 	if job.Settings != nil {
@@ -245,7 +245,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	}
 	if out.Action == "update" {
 		if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil {
-			return nil, c.red.err(fmt.Errorf("reset job %d: %w", keep, err))
+			return nil, c.fail(fmt.Sprintf("reset job %d", keep), err)
 		}
 	}
 	if len(ours) > 1 {
@@ -262,11 +262,11 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 func (d *Deployer) converge(ctx context.Context, c *Client, ids []int64, desired jobs.JobSettings, out *Outcome) error {
 	keep := ids[0]
 	if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil && !errors.Is(err, apierr.ErrNotFound) {
-		return c.red.err(fmt.Errorf("reset job %d: %w", keep, err))
+		return c.fail(fmt.Sprintf("reset job %d", keep), err)
 	}
 	for _, id := range ids[1:] {
 		if err := c.W.Jobs.Delete(ctx, jobs.DeleteJob{JobId: id}); err != nil && !isMissingJob(err) {
-			return c.red.err(fmt.Errorf("delete duplicate job %d: %w", id, err))
+			return c.fail(fmt.Sprintf("delete duplicate job %d", id), err)
 		}
 		out.Removed = append(out.Removed, id)
 	}
@@ -301,7 +301,7 @@ func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Ou
 	for _, id := range ours {
 		if !dryRun {
 			if err := c.W.Jobs.Delete(ctx, jobs.DeleteJob{JobId: id}); err != nil && !isMissingJob(err) {
-				return nil, c.red.err(fmt.Errorf("delete job %d: %w", id, err))
+				return nil, c.fail(fmt.Sprintf("delete job %d", id), err)
 			}
 		}
 		out.Removed = append(out.Removed, id)
@@ -371,7 +371,7 @@ func (d *Deployer) code(ctx context.Context, c *Client, cfg *Config, pl *plan.Pl
 func findJobs(ctx context.Context, c *Client, name, key string) (ours, foreign []int64, err error) {
 	all, err := c.W.Jobs.ListAll(ctx, jobs.ListJobsRequest{Name: name})
 	if err != nil {
-		return nil, nil, c.red.err(fmt.Errorf("list jobs named %q: %w", name, err))
+		return nil, nil, c.fail(fmt.Sprintf("list jobs named %q", name), err)
 	}
 	for _, j := range all {
 		if j.Settings != nil && j.Settings.Tags[KeyTag] == key {

@@ -160,7 +160,7 @@ func (e *Executor) locate(ctx context.Context, c *Client, cfg *Config, root stri
 // errors are final, rate limits, unavailability and broken connections
 // may pass.
 func (e *Executor) apiFailure(c *Client, what string, err error) executor.Result {
-	msg := fmt.Sprintf("could not %s on Databricks: %v", what, c.red.err(err))
+	msg := c.fail("could not "+what+" on Databricks", err).Error()
 	return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: msg, Retryable: transient(err)}}
 }
 
