@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/plugins/databricks"
 	"github.com/pipectl/pipectl/plugins/databricks/emulator"
 )
@@ -139,4 +141,84 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDatabricksThroughPlugin runs a stage on the emulator through the real
+// path: pipectl serves the databricks built-in over go-plugin (a child
+// process that inherits DATABRICKS_HOST and DATABRICKS_TOKEN), and a
+// cancelled context cancels the remote run across the gRPC boundary.
+func TestDatabricksThroughPlugin(t *testing.T) {
+	notebooks := os.Getenv("PIPECTL_TEST_NOTEBOOKS")
+	if notebooks == "" {
+		notebooks = filepath.Join("..", "..", "notebooks")
+	}
+	notebooks, _ = filepath.Abs(notebooks)
+	if _, err := os.Stat(filepath.Join(notebooks, "pipectl_runner", "__main__.py")); err != nil {
+		t.Skipf("no notebook runner in %s; set PIPECTL_TEST_NOTEBOOKS", notebooks)
+	}
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on PATH")
+	}
+	e, err := emulator.Start(emulator.Options{Dir: t.TempDir(), Token: emulatorToken, Python: python,
+		PythonPath: []string{notebooks}, MLflowTrackingURI: "sqlite:///" + filepath.Join(t.TempDir(), "mlflow.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	t.Setenv("DATABRICKS_HOST", e.URL)
+	t.Setenv("DATABRICKS_TOKEN", emulatorToken)
+
+	project := t.TempDir()
+	nb := "# Databricks notebook source\nimport json, time\ndbutils.widgets.text(\"seconds\", \"0\")\n" +
+		"time.sleep(float(dbutils.widgets.get(\"seconds\")))\n" +
+		"dbutils.notebook.exit(json.dumps({\"outputs\": {\"slept\": dbutils.widgets.get(\"seconds\")}}))\n"
+	if err := os.MkdirAll(filepath.Join(project, "notebooks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(project, "notebooks", "nap.py"), []byte(nb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := testApp(t, project)
+	x, err := app.registry().Open(context.Background(), databricks.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := []byte(`{"workspace_root": "/Workspace/Shared/pipectl/t", "catalog": "c", "schema": "s", "volume": "v", "experiment_root": "/Shared/t"}`)
+	task := func(stage, seconds string) executor.Task {
+		return executor.Task{RunID: "plugin-test", Pipeline: "p", Target: "dev", Stage: stage, Type: "custom", Notebook: "notebooks/nap.py",
+			ProjectRoot: project, Params: map[string]string{"seconds": seconds}, Attempt: 1, Timeout: time.Minute, Config: config}
+	}
+	var mu sync.Mutex
+	var links []string
+	sink := func(ev executor.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Link != nil {
+			links = append(links, ev.Link.URL)
+		}
+	}
+	res, err := x.Run(context.Background(), task("quick", "0"), sink)
+	if err != nil || res.Status != executor.Succeeded || res.Outputs["slept"] != "0" {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if len(links) != 1 || !strings.HasPrefix(links[0], e.URL) {
+		t.Fatalf("link events %v", links)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for len(e.ActiveRuns()) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+	}()
+	res, err = x.Run(ctx, task("long", "120"), sink)
+	if err != nil || res.Status != executor.Cancelled {
+		t.Fatalf("cancelled stage: %v %+v", err, res)
+	}
+	if active := e.ActiveRuns(); len(active) != 0 {
+		t.Fatalf("runs %v still active after Run returned", active)
+	}
 }
