@@ -106,6 +106,9 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	})
 	loc, err := e.locate(ctx, c, cfg, task.ProjectRoot, []string{task.Notebook}, emit)
 	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}}, nil
+		}
 		return e.apiFailure(c, "prepare the notebooks", err), nil
 	}
 	reqs, err := readRequirements(task.ProjectRoot)
