@@ -141,7 +141,7 @@ func TestPreviewSaysWhatWillRunAndWhy(t *testing.T) {
 			t.Errorf("%s before any run: %s (%s)", s, ds[s].Action, ds[s].Why())
 		}
 	}
-	if ds["b"].Why() != "upstream will run (a)" {
+	if ds["b"].Why() != "upstream a will run" {
 		t.Errorf("b: %s", ds["b"].Why())
 	}
 	if ds["c"].Why() != ReasonRunID {
@@ -167,7 +167,7 @@ func TestPreviewSaysWhatWillRunAndWhy(t *testing.T) {
 	}
 	// b waits for a, but what is known to differ is still explained;
 	// its reference to a's output is not a change.
-	if ds["b"].Why() != "upstream will run (a)" || !hasChange(ds["b"].Changes, cache.ReasonParams, "k: x → y") {
+	if ds["b"].Why() != "upstream a will run" || !hasChange(ds["b"].Changes, cache.ReasonParams, "k: x → y") {
 		t.Errorf("b: %s %+v", ds["b"].Why(), ds["b"].Changes)
 	}
 	for _, c := range ds["b"].Changes {

@@ -35,7 +35,6 @@ const (
 
 // Reasons a stage runs besides the cache package's component changes.
 const (
-	ReasonUpstream       = "upstream will run"
 	ReasonSelected       = "selected"
 	ReasonNoCache        = "cache disabled"
 	ReasonOutputsMissing = "outputs missing"
@@ -312,7 +311,7 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 			d.Action = ActCached
 			d.FromRun = entry.RunID
 			d.Outputs, d.Metrics, d.Links = entry.Outputs, entry.Metrics, entry.Links
-			d.Reasons = []string{"cached by run " + entry.RunID}
+			d.Reasons = []string{"outputs of run " + entry.RunID}
 			return d
 		}
 		reason := ReasonOutputsMissing
@@ -382,7 +381,7 @@ func (p *Prepared) Preview(ctx context.Context) []*Decision {
 				case p.opts.NoCache:
 					d.Reasons = []string{ReasonNoCache}
 				default:
-					d.Reasons = []string{ReasonUpstream + " (" + strings.Join(upstream, ", ") + ")"}
+					d.Reasons = []string{"upstream " + strings.Join(upstream, ", ") + " will run"}
 				}
 			} else if params, err := r.render(st, outputs, "", date); err != nil {
 				d = &Decision{Stage: name, Action: ActRun, Reasons: []string{ReasonRunID}}
