@@ -150,7 +150,7 @@ func (l *loader) checkNotebook(st *Stage, raw cue.Value) {
 	default:
 		if _, err := os.Stat(filepath.Join(l.opts.Root, nb)); err != nil {
 			l.add(diag.Errorf(pos, path, "notebook %s does not exist", nb).
-				WithFix("check the path; it is relative to the project root %s", l.opts.Root))
+				WithFix("check the path: notebooks are relative to the project root (the working directory, or -C DIR)"))
 		}
 	}
 }
@@ -388,7 +388,9 @@ func (l *loader) checkTargetConfig(p *Pipeline, t *Target, raw cue.Value) {
 // checkStageOnTarget resolves a stage's parameters on a target and checks
 // them; the same problem seen on several targets is reported once.
 func (l *loader) checkStageOnTarget(p *Pipeline, t *Target, st *Stage) {
-	if l.hasError(st.Path+".params") || l.hasError(st.Path+".type") {
+	// Any error inside the stage (a typo in a field, a wrong type) makes
+	// its parameters meaningless to check again.
+	if l.hasError(st.Path) {
 		return
 	}
 	if o := t.Stages[st.Name]; o != nil && l.hasError(o.Path) {

@@ -22,8 +22,10 @@ type cueIssue struct {
 	// of its errors were conflicts.
 	alternatives []string
 	got          string
-	kind         issueKind
-	pos          token.Pos
+	// types are the [a, b] kinds of each "mismatched types a and b" error.
+	types [][2]string
+	kind  issueKind
+	pos   token.Pos
 }
 
 type issueKind int
@@ -39,7 +41,10 @@ const (
 // cueIssues flattens a CUE error into issues, one per path (several when
 // CUE reports several distinct problems at one path). The position is the
 // first one in the user's files; fallback supplies one otherwise.
-func cueIssues(err error, fallback func([]string) token.Pos) []cueIssue {
+//
+// valueAt, when not nil, returns the user's value at a path as CUE syntax;
+// it names the value in messages that CUE words without it.
+func cueIssues(err error, fallback func([]string) token.Pos, valueAt func([]string) string) []cueIssue {
 	if err == nil {
 		return nil
 	}
@@ -67,7 +72,7 @@ func cueIssues(err error, fallback func([]string) token.Pos) []cueIssue {
 	var out []cueIssue
 	for _, key := range order {
 		g := groups[key]
-		out = append(out, collapse(g.path, g.errs, fallback)...)
+		out = append(out, collapse(g.path, g.errs, fallback, valueAt)...)
 	}
 	return out
 }
@@ -75,7 +80,7 @@ func cueIssues(err error, fallback func([]string) token.Pos) []cueIssue {
 // collapse turns the errors of one path into issues. A failed disjunction
 // yields one error per alternative: when one is a bound or type error it is
 // the useful one; when all are conflicts, the alternatives become a list.
-func collapse(path []string, errs []errors.Error, fallback func([]string) token.Pos) []cueIssue {
+func collapse(path []string, errs []errors.Error, fallback func([]string) token.Pos, valueAt func([]string) string) []cueIssue {
 	pos := userPos(errs)
 	if !pos.IsValid() && fallback != nil {
 		pos = fallback(path)
@@ -84,7 +89,7 @@ func collapse(path []string, errs []errors.Error, fallback func([]string) token.
 	for _, e := range errs {
 		format, _ := e.Msg()
 		switch {
-		case strings.HasPrefix(format, "invalid value") || strings.Contains(format, "out of bound"):
+		case strings.HasPrefix(format, "invalid value") || strings.Contains(format, "bound"):
 			bounds = append(bounds, e)
 		case strings.HasPrefix(format, "conflicting values"):
 			conflicts = append(conflicts, e)
@@ -112,18 +117,40 @@ func collapse(path []string, errs []errors.Error, fallback func([]string) token.
 		add(is)
 	}
 	if len(bounds) > 0 {
+		got := ""
+		if valueAt != nil {
+			got = valueAt(path)
+		}
 		for _, e := range bounds {
-			add(cueIssue{path: path, msg: message(e), kind: kindBound, pos: pos})
+			msg := message(e)
+			if format, args := e.Msg(); strings.HasPrefix(format, "incompatible") && len(args) == 2 && got != "" {
+				// An int meets a number range: "incompatible integer
+				// bounds >0 and <1" says nothing of the value.
+				msg = fmt.Sprintf("invalid value %s (out of bound %v and %v)", got, args[0], args[1])
+			}
+			add(cueIssue{path: path, msg: msg, kind: kindBound, pos: pos})
 		}
 		return out
 	}
 	switch len(conflicts) {
 	case 0:
 	case 1:
-		add(cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, pos: pos})
+		is := cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, pos: pos}
+		is.types = mismatchedTypes(conflicts)
+		if valueAt != nil {
+			is.got = valueAt(path)
+		}
+		add(is)
 	default:
 		got, alts := alternatives(conflicts)
-		add(cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, got: got, alternatives: alts, pos: pos})
+		is := cueIssue{path: path, msg: message(conflicts[0]), kind: kindConflict, got: got, alternatives: alts, pos: pos}
+		is.types = mismatchedTypes(conflicts)
+		if valueAt != nil {
+			if v := valueAt(path); v != "" {
+				is.got = v
+			}
+		}
+		add(is)
 	}
 	return out
 }
@@ -222,6 +249,10 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		summary = name + ": " + is.msg
 		fix = boundFix[name]
 	case kindConflict:
+		if want, gotType, ok := typeMismatch(is); ok {
+			summary = fmt.Sprintf("%s: invalid value %s (want %s, got %s)", name, is.got, want, gotType)
+			break
+		}
 		if len(is.alternatives) > 1 {
 			summary = fmt.Sprintf("%s: invalid value %s", name, is.got)
 			fix = "use one of " + strings.Join(is.alternatives, ", ")
@@ -314,7 +345,7 @@ func missingFields(v cue.Value, prefix []string) [][]string {
 				continue
 			}
 			for i := 0; li.Next(); i++ {
-				ev := li.Value()
+				ev, _ := li.Value().Default()
 				if ev.IncompleteKind() == cue.StructKind {
 					out = append(out, missingFields(ev, append(slices.Clone(p), fmt.Sprint(i)))...)
 				} else if !ev.IsConcrete() {
@@ -338,4 +369,75 @@ func isIncomplete(err error) bool {
 		}
 	}
 	return true
+}
+
+// mismatchedTypes collects the kinds named by "conflicting values A and B
+// (mismatched types X and Y)" errors.
+func mismatchedTypes(errs []errors.Error) [][2]string {
+	var out [][2]string
+	for _, e := range errs {
+		format, args := e.Msg()
+		if strings.Contains(format, "mismatched types") && len(args) == 4 {
+			out = append(out, [2]string{fmt.Sprint(args[2]), fmt.Sprint(args[3])})
+		}
+	}
+	return out
+}
+
+// typeMismatch explains a value of the wrong kind: every conflict was a
+// type mismatch, so the user's kind is the one common to all of them.
+func typeMismatch(is cueIssue) (want, got string, ok bool) {
+	if len(is.types) == 0 || is.got == "" {
+		return "", "", false
+	}
+	gotKind := kindOfSyntax(is.got)
+	var wants []string
+	for _, t := range is.types {
+		other := t[0]
+		if t[0] == gotKind || (gotKind == "int" && t[0] == "number") {
+			other = t[1]
+		}
+		if other == gotKind {
+			return "", "", false
+		}
+		if other == "float" || other == "int" {
+			other = "number"
+		}
+		if !slices.Contains(wants, other) {
+			wants = append(wants, other)
+		}
+	}
+	return article(strings.Join(wants, " or ")), article(gotKind), true
+}
+
+// kindOfSyntax names the CUE kind of a JSON literal.
+func kindOfSyntax(s string) string {
+	switch {
+	case strings.HasPrefix(s, `"`):
+		return "string"
+	case s == "true" || s == "false":
+		return "bool"
+	case s == "null":
+		return "null"
+	case strings.HasPrefix(s, "["):
+		return "list"
+	case strings.HasPrefix(s, "{"):
+		return "struct"
+	case strings.ContainsAny(s, ".eE"):
+		return "float"
+	default:
+		return "int"
+	}
+}
+
+func article(kind string) string {
+	switch kind {
+	case "int", "float", "number":
+		return "a number"
+	case "string", "list", "struct", "bool":
+		return "a " + kind
+	case "null":
+		return "null"
+	}
+	return kind
 }

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
 	"cuelang.org/go/cue/token"
@@ -160,7 +162,13 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 		return
 	}
 	fallback := func(p []string) token.Pos { return rawPos(raw, trimPrefix(p, strip)) }
-	issues := cueIssues(err, fallback)
+	valueAt := func(p []string) string {
+		if !raw.Exists() {
+			return ""
+		}
+		return syntaxOf(raw.LookupPath(cue.MakePath(selectors(trimPrefix(p, strip))...)))
+	}
+	issues := cueIssues(err, fallback, valueAt)
 	if len(issues) == 0 {
 		// Errors without a path (syntax errors, load errors).
 		for _, e := range errors.Errors(err) {
@@ -290,10 +298,21 @@ func rawPos(raw cue.Value, p []string) token.Pos {
 	}
 	for i := len(p); i >= 0; i-- {
 		v := raw.LookupPath(cue.MakePath(selectors(p[:i])...))
-		if v.Exists() {
-			if pos := v.Pos(); isUserPos(pos) {
+		if !v.Exists() {
+			continue
+		}
+		// Point at the value as written (Pos may give the label or the
+		// value depending on how the field was declared).
+		if n := v.Source(); n != nil {
+			if f, ok := n.(*ast.Field); ok {
+				n = f.Value
+			}
+			if pos := n.Pos(); isUserPos(pos) {
 				return pos
 			}
+		}
+		if pos := v.Pos(); isUserPos(pos) {
+			return pos
 		}
 	}
 	return token.NoPos
@@ -302,7 +321,9 @@ func rawPos(raw cue.Value, p []string) token.Pos {
 func selectors(p []string) []cue.Selector {
 	sels := make([]cue.Selector, 0, len(p))
 	for _, e := range p {
-		if strings.HasPrefix(e, "#") {
+		if n, err := strconv.Atoi(e); err == nil && n >= 0 {
+			sels = append(sels, cue.Index(n))
+		} else if strings.HasPrefix(e, "#") {
 			sels = append(sels, cue.Def(e))
 		} else {
 			sels = append(sels, cue.Str(e))

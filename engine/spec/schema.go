@@ -156,7 +156,7 @@ func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (m
 		return nil, []ParamIssue{{Summary: err.Error()}}
 	}
 	v := s.def(defName).Unify(given)
-	issues := s.issuesOf(v, defName, params)
+	issues := s.issuesOf(v, given, defName, params)
 	if len(issues) > 0 {
 		return nil, issues
 	}
@@ -169,10 +169,14 @@ func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (m
 
 // issuesOf turns the errors of a parameters value into ParamIssues: CUE
 // errors first, then missing required fields.
-func (s *Schema) issuesOf(v cue.Value, defName string, given map[string]any) []ParamIssue {
+func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[string]any) []ParamIssue {
 	var issues []ParamIssue
-	modelType, _ := given["model_type"].(string)
-	for _, ce := range cueIssues(v.Validate(cue.All()), nil) {
+	modelType, _ := givenParams["model_type"].(string)
+	valueAt := func(p []string) string {
+		x := given.LookupPath(cue.MakePath(selectors(trimDef(p, defName))...))
+		return syntaxOf(x)
+	}
+	for _, ce := range cueIssues(v.Validate(cue.All()), nil, valueAt) {
 		ce.path = trimDef(ce.path, defName)
 		field := joinPath(ce.path)
 		var valid []string
@@ -236,4 +240,17 @@ func (s *Schema) IsStringParam(stageType, key string) bool {
 		f = s.def(defName).LookupPath(cue.MakePath(cue.Str(key)))
 	}
 	return f.Exists() && f.IncompleteKind() == cue.StringKind
+}
+
+// syntaxOf renders a concrete value as the user would have written it, or
+// "" when it does not exist.
+func syntaxOf(v cue.Value) string {
+	if !v.Exists() {
+		return ""
+	}
+	b, err := v.MarshalJSON()
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
