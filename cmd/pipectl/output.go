@@ -71,6 +71,8 @@ type plainOutput struct {
 	github bool
 	// groups hold each running stage's lines until it ends (GitHub).
 	groups map[string][]string
+	// started are the stages that started an attempt in this run.
+	started map[string]bool
 }
 
 func (o *plainOutput) Event(ev runner.Event) {
@@ -86,7 +88,12 @@ func (o *plainOutput) Event(ev runner.Event) {
 		fmt.Fprintf(o.w, "pipectl: run %s: %s on %s%s\n", ev.RunID, ev.Pipeline, ev.Target, resumed)
 	case runner.StageStarted:
 		why := ""
-		if ev.Attempt == 1 && ev.Cache != nil && len(ev.Cache.Reasons) > 0 {
+		if o.started == nil {
+			o.started = map[string]bool{}
+		}
+		first := !o.started[ev.Stage]
+		o.started[ev.Stage] = true
+		if first && ev.Cache != nil && len(ev.Cache.Reasons) > 0 {
 			why = " (" + strings.Join(ev.Cache.Reasons, ", ") + ")"
 		}
 		fmt.Fprintf(o.w, "%sstarted attempt %d%s\n", p, ev.Attempt, why)
@@ -124,6 +131,9 @@ func (o *plainOutput) finished(ev runner.Event, p string) {
 	switch ev.Status {
 	case record.Succeeded:
 		head = p + "succeeded in " + dur
+		if ev.Attempt == 0 && ev.Reason != "" {
+			head = p + ev.Reason
+		}
 	case record.Cached:
 		head = p + "cached"
 		if ev.Reason != "" {

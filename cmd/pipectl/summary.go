@@ -180,6 +180,21 @@ func (s *runSummary) headline() string {
 
 // writeText prints the summary for a terminal or a log.
 func (s *runSummary) writeText(w io.Writer) {
+	var b strings.Builder
+	s.writeTextTo(&b)
+	io.WriteString(w, trimLines(b.String()))
+}
+
+// trimLines drops the spaces tabwriter leaves after an empty last column.
+func trimLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (s *runSummary) writeTextTo(w io.Writer) {
 	fmt.Fprintln(w, s.headline())
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

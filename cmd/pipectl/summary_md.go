@@ -100,9 +100,19 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "### Champion")
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "**%s** — %s", c.Decision, mdCell(c.sentence()))
+		model := fmt.Sprintf("`%s` version **%s** (`%s`)", orDash(c.Name), orDash(c.Version), c.URI)
+		switch c.Decision {
+		case "promoted":
+			fmt.Fprintf(w, "**Promoted** %s to champion.", model)
+		case "kept":
+			fmt.Fprintf(w, "**Kept** the champion %s; candidate `%s` was not better.", model, orDash(c.CandidateURI))
+		case "first":
+			fmt.Fprintf(w, "**First champion:** %s.", model)
+		default:
+			fmt.Fprintf(w, "**%s:** %s.", mdCell(c.Decision), model)
+		}
 		if scores := c.scores(); scores != "" {
-			fmt.Fprintf(w, " (%s)", scores)
+			fmt.Fprintf(w, " %s.", scores)
 		}
 		fmt.Fprintln(w)
 	}

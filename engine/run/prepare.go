@@ -39,7 +39,6 @@ const (
 	ReasonNoCache        = "cache disabled"
 	ReasonOutputsMissing = "outputs missing"
 	ReasonRunID          = "params use ${run.id}"
-	ReasonResume         = "did not succeed in the resumed run"
 )
 
 // Decision is what a run does with one stage and why.
@@ -75,6 +74,8 @@ type Prepared struct {
 	// stages, upstream outputs of --only/--from, stages a resume reuses.
 	preset map[string]*Decision
 	resume *record.Run
+	// prior are the resumed run's stage statuses before this session.
+	prior map[string]record.Status
 }
 
 // Resumed returns the record of the run being resumed, or nil.
@@ -193,6 +194,10 @@ func (p *Prepared) prepareResume() error {
 		return fmt.Errorf("%w: run %s already succeeded", ErrNothingToResume, id)
 	}
 	p.resume = rec
+	p.prior = map[string]record.Status{}
+	for name, st := range rec.Stages {
+		p.prior[name] = st.Status
+	}
 	for _, name := range pl.Order() {
 		st := rec.Stages[name]
 		switch {
@@ -206,6 +211,22 @@ func (p *Prepared) prepareResume() error {
 		}
 	}
 	return nil
+}
+
+// resumeReasons says why a stage of a resumed run runs again: how it
+// ended before, then the cache's reasons unless that is just "new".
+func (p *Prepared) resumeReasons(name string, reasons []string) []string {
+	if p.resume == nil {
+		return reasons
+	}
+	why := "not started earlier in this run"
+	if st, ok := p.prior[name]; ok && st != record.Pending {
+		why = string(st) + " earlier in this run"
+	}
+	if len(reasons) == 1 && reasons[0] == cache.ReasonNew {
+		reasons = nil
+	}
+	return append([]string{why}, reasons...)
 }
 
 func cacheKey(st *record.Stage) string {
@@ -381,7 +402,7 @@ func (p *Prepared) Preview(ctx context.Context) []*Decision {
 				case p.opts.NoCache:
 					d.Reasons = []string{ReasonNoCache}
 				default:
-					d.Reasons = []string{"upstream " + strings.Join(upstream, ", ") + " will run"}
+					d.Reasons = append([]string{"upstream " + strings.Join(upstream, ", ") + " will run"}, cache.Reasons(d.Changes)...)
 				}
 			} else if params, err := r.render(st, outputs, "", date); err != nil {
 				d = &Decision{Stage: name, Action: ActRun, Reasons: []string{ReasonRunID}}
@@ -391,8 +412,8 @@ func (p *Prepared) Preview(ctx context.Context) []*Decision {
 			} else {
 				d = r.decide(ctx, st, params, decideOpts{forced: p.forced[name], noCache: p.opts.NoCache})
 			}
-			if p.resume != nil && d.Action == ActRun {
-				d.Reasons = append([]string{ReasonResume}, d.Reasons...)
+			if d.Action == ActRun {
+				d.Reasons = p.resumeReasons(name, d.Reasons)
 			}
 		}
 		if d.Action != ActRun && d.Action != ActExcluded {

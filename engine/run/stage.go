@@ -43,6 +43,9 @@ func (e *execution) runStage(ctx context.Context, name string) stageDone {
 			Detail:  "an upstream stage did not return an output this stage references; check the upstream notebook's exit value against docs/STAGES.md"}}
 	}
 	d := r.decide(ctx, st, params, decideOpts{forced: e.p.forced[name], noCache: e.p.opts.NoCache})
+	if d.Action == ActRun {
+		d.Reasons = e.p.resumeReasons(name, d.Reasons)
+	}
 	if d.Action == ActCached {
 		if log, err := r.Records.OpenLog(e.rec.ID, name); err == nil {
 			log.Line(r.now(), 0, "pipectl", fmt.Sprintf("cache hit: key %s, outputs of run %s", d.Key, d.FromRun))
@@ -165,10 +168,9 @@ func (e *execution) attempt(ctx context.Context, name string, n int, d *Decision
 
 // event logs and forwards one executor event.
 func (e *execution) event(name string, n int, ev executor.Event, log *record.Log) {
-	t := ev.Time
-	if t.IsZero() {
-		t = e.r.now()
-	}
+	// Stamped on receipt with the runner's clock: one clock for every
+	// line keeps a stage log in order whatever the executor's clock says.
+	t := e.r.now()
 	switch ev.Kind {
 	case executor.EventLog:
 		stream := ev.Stream
