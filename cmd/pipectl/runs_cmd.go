@@ -185,4 +185,3 @@ func (a *App) loadRun(ref string) (*record.Run, error) {
 	}
 	return rec, err
 }
-

@@ -170,13 +170,18 @@ func (s *runSummary) best(stage string) map[string]bool {
 		return out
 	}
 	for _, k := range s.MetricNames {
-		top, who := 0.0, ""
+		top, who, ties := 0.0, "", 0
 		for _, m := range s.Models {
-			if v, ok := m.Metrics[k]; ok && (who == "" || v > top) {
-				top, who = v, m.Stage
+			v, ok := m.Metrics[k]
+			switch {
+			case !ok:
+			case who == "" || v > top:
+				top, who, ties = v, m.Stage, 1
+			case v == top:
+				ties++
 			}
 		}
-		out[k] = who == stage
+		out[k] = who == stage && ties == 1 // a tie has no best
 	}
 	return out
 }
