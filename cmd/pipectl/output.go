@@ -20,6 +20,9 @@ import (
 // at a time; Close once, after the run, with its record.
 type runOutput interface {
 	Event(ev runner.Event)
+	// Notice tells people something outside the events (e.g. that the
+	// run is being cancelled).
+	Notice(msg string)
 	Close(rec *record.Run)
 }
 
@@ -62,6 +65,14 @@ func (o *jsonOutput) Event(ev runner.Event) {
 }
 
 func (o *jsonOutput) Close(rec *record.Run) {}
+
+func (o *jsonOutput) Notice(msg string) { fmt.Fprintln(o.stderr, "pipectl: "+msg) }
+
+func (o *plainOutput) Notice(msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintln(o.w, "pipectl: "+msg)
+}
 
 // plainOutput prints one line per thing that happens.
 type plainOutput struct {

@@ -31,6 +31,7 @@ type ttyOutput struct {
 	stages       map[string]*ttyStage
 	drawn        int
 	tick         int
+	notice       string
 	stop, done   chan struct{}
 }
 
@@ -149,7 +150,19 @@ func (o *ttyOutput) frame(now time.Time, width int) []string {
 		}
 		lines = append(lines, "  "+icon+" "+text)
 	}
+	if o.notice != "" {
+		lines = append(lines, truncate(o.notice, width))
+	}
 	return lines
+}
+
+// Notice shows msg under the stages, where a line printed on its own
+// would be overwritten by the next redraw.
+func (o *ttyOutput) Notice(msg string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.notice = msg
+	o.draw()
 }
 
 func statusIcon(s record.Status, tick int) (icon, color string) {
@@ -193,6 +206,9 @@ func (o *ttyOutput) draw() {
 	for _, l := range lines {
 		b.WriteString("\r\x1b[2K" + l + "\n")
 	}
+	// A frame never shrinks; clear what a "^C" echo or a longer frame
+	// left below it.
+	b.WriteString("\x1b[J")
 	o.drawn = len(lines)
 	io.WriteString(o.w, b.String())
 }

@@ -166,7 +166,14 @@ func (c *RunCmd) Run(app *App) error {
 	}
 	defer lk.Release()
 
-	force, stopSignals := app.forceOnSecondSignal()
+	var out runOutput
+	force, stopSignals := app.forceOnSecondSignal(func(msg string) {
+		if out != nil {
+			out.Notice(msg)
+		} else {
+			fmt.Fprintln(app.Stderr, "pipectl: "+msg)
+		}
+	})
 	defer stopSignals()
 	opts := c.runOptions(c.Set)
 	opts.Force = force
@@ -182,7 +189,7 @@ func (c *RunCmd) Run(app *App) error {
 		return err
 	}
 
-	out := app.newRunOutput(c.JSON, pl)
+	out = app.newRunOutput(c.JSON, pl)
 	r.Sink = out.Event
 	rec, err := p.Execute(ctx, lk.SetRunID)
 	if rec != nil {
@@ -242,7 +249,7 @@ func (a *App) markInterrupted(o *lock.Owner, now time.Time) {
 // forceOnSecondSignal returns a channel closed at the second SIGINT or
 // SIGTERM: the first cancels the run through app.Ctx, the second stops
 // waiting for stages that do not stop.
-func (a *App) forceOnSecondSignal() (<-chan struct{}, func()) {
+func (a *App) forceOnSecondSignal(notice func(string)) (<-chan struct{}, func()) {
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	done := make(chan struct{})
@@ -254,7 +261,7 @@ func (a *App) forceOnSecondSignal() (<-chan struct{}, func()) {
 			case <-sigs:
 				n++
 				if n == 1 {
-					fmt.Fprintln(a.Stderr, "pipectl: cancelling running stages (interrupt again to stop without waiting)")
+					notice("cancelling running stages (interrupt again to stop without waiting)")
 				} else {
 					close(force)
 					return

@@ -167,7 +167,7 @@ func TestPreviewSaysWhatWillRunAndWhy(t *testing.T) {
 	}
 	// b waits for a, but what is known to differ is still explained;
 	// its reference to a's output is not a change.
-	if ds["b"].Why() != "upstream a will run" || !hasChange(ds["b"].Changes, cache.ReasonParams, "k: x → y") {
+	if ds["b"].Why() != "upstream a will run, package changed, params changed" || !hasChange(ds["b"].Changes, cache.ReasonParams, "k: x → y") {
 		t.Errorf("b: %s %+v", ds["b"].Why(), ds["b"].Changes)
 	}
 	for _, c := range ds["b"].Changes {

@@ -413,7 +413,7 @@ func (e *execution) finish(ctx context.Context) (*record.Run, error) {
 		case unfinished > 0 && (ctx.Err() != nil || forced):
 			rec.Status = record.Cancelled
 			if rec.Error == nil {
-				rec.Error = &record.RunError{Message: "cancelled: " + cancelCause(ctx, forced)}
+				rec.Error = &record.RunError{Message: cancelCause(ctx, forced)}
 			}
 		case unfinished > 0:
 			rec.Status = record.Failed
@@ -457,12 +457,12 @@ func (e *execution) finish(ctx context.Context) (*record.Run, error) {
 
 func cancelCause(ctx context.Context, forced bool) string {
 	if forced {
-		return "interrupted twice; running stages were not waited for"
+		return "interrupted twice: running stages were not waited for"
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause.Error()
 	}
-	return "interrupted"
+	return "interrupted (Ctrl-C or SIGTERM)"
 }
 
 // task builds the executor task of an attempt.

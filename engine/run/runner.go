@@ -80,15 +80,13 @@ type FailedError struct{ Run *record.Run }
 
 func (e *FailedError) Error() string {
 	r := e.Run
-	msg := fmt.Sprintf("run %s %s", r.ID, r.Status)
-	if r.Error != nil {
-		if r.Error.Stage != "" {
-			msg += fmt.Sprintf(": stage %s: %s", r.Error.Stage, r.Error.Message)
-		} else {
-			msg += ": " + r.Error.Message
-		}
+	switch {
+	case r.Error == nil:
+		return fmt.Sprintf("run %s %s", r.ID, r.Status)
+	case r.Error.Stage != "":
+		return fmt.Sprintf("run %s %s: stage %s: %s", r.ID, r.Status, r.Error.Stage, r.Error.Message)
 	}
-	return msg
+	return fmt.Sprintf("run %s %s: %s", r.ID, r.Status, r.Error.Message)
 }
 
 // ErrNothingToResume is returned by Prepare for a run that already

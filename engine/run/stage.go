@@ -32,7 +32,7 @@ func (e *execution) runStage(ctx context.Context, name string) stageDone {
 	r := e.r
 	st := r.Plan.Stages[name]
 	if ctx.Err() != nil {
-		return stageDone{name: name, status: record.Cancelled, failure: &executor.Failure{Message: "cancelled before it started"}}
+		return stageDone{name: name, status: record.Cancelled}
 	}
 	e.mu.Lock()
 	params, err := r.render(st, e.outputs, e.rec.ID, e.date)
@@ -96,6 +96,10 @@ func (e *execution) attempts(ctx context.Context, name string, d *Decision, log 
 			log.Line(ended, n, "pipectl", fmt.Sprintf("attempt %d succeeded in %s", n, ended.Sub(started).Round(time.Millisecond)))
 			return stageDone{name: name, status: status, decision: d, result: res}
 		}
+		if status == record.Cancelled {
+			log.Line(ended, n, "pipectl", fmt.Sprintf("attempt %d cancelled", n))
+			return stageDone{name: name, status: status, decision: d, result: res}
+		}
 		log.Line(ended, n, "pipectl", fmt.Sprintf("attempt %d %s: %s", n, status, failure.Message))
 		if failure.Detail != "" {
 			log.Line(ended, n, "pipectl", failure.Detail)
@@ -110,7 +114,8 @@ func (e *execution) attempts(ctx context.Context, name string, d *Decision, log 
 		select {
 		case <-r.wait(delay):
 		case <-ctx.Done():
-			return stageDone{name: name, status: record.Cancelled, decision: d, failure: &executor.Failure{Message: "cancelled while waiting to retry"}}
+			log.Line(r.now(), n, "pipectl", "cancelled while waiting to retry")
+			return stageDone{name: name, status: record.Cancelled, decision: d}
 		}
 	}
 }
@@ -144,7 +149,7 @@ func (e *execution) attempt(ctx context.Context, name string, n int, d *Decision
 	case err == nil && res.Status == executor.Succeeded:
 		return res, nil, record.Succeeded, false
 	case ctx.Err() != nil:
-		return res, &executor.Failure{Message: "cancelled"}, record.Cancelled, false
+		return res, nil, record.Cancelled, false
 	case timedOut:
 		return res, &executor.Failure{Message: fmt.Sprintf("timed out after %s (the stage's timeout; raise it in the spec if the stage needs longer)", st.Timeout)}, record.Failed, true
 	case err != nil:
