@@ -179,11 +179,22 @@ func TestStorePutGetLast(t *testing.T) {
 	if err != nil || got.Outputs["x"] != "1" {
 		t.Errorf("get: %+v %v", got, err)
 	}
-	last, err := s.Last("p", "local", "a")
-	if err != nil || last.Key != key {
-		t.Errorf("last: %+v %v", last, err)
+	if last, err := s.Last("p", "local", "a"); last != nil || err != nil {
+		t.Errorf("last before SetLast: %+v %v", last, err)
 	}
-	if err := s.Put(&Entry{Key: key, Pipeline: "../x", Target: "t", Stage: "a"}); err == nil {
+	if err := s.SetLast("p", "local", map[string]string{"a": key}); err != nil {
+		t.Fatal(err)
+	}
+	other := Components{Stage: "b"}.Key()
+	s.Put(&Entry{Key: other, Stage: "b"})
+	if err := s.SetLast("p", "local", map[string]string{"b": other}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.Last("p", "local", "a")
+	if err != nil || last == nil || last.Key != key {
+		t.Errorf("last of a after setting b: %+v %v", last, err)
+	}
+	if err := s.SetLast("../x", "t", map[string]string{"a": key}); err == nil {
 		t.Error("an unsafe pipeline name was accepted")
 	}
 	if _, err := s.Get("../../etc/passwd"); err == nil {

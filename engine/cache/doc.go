@@ -15,9 +15,10 @@
 // they produce (it is for tags and logs).
 //
 // The index lives in .pipectl/cache: entries/<key>.json holds the outputs,
-// metrics and links a key produced, and last/<pipeline>/<target>/<stage>.json
-// the latest entry written for a stage, which `plan --explain` diffs
-// against. Every file is written atomically. A hit is only a hit when the
+// metrics and links a key produced, and last/<pipeline>@<target>.json the
+// key each stage produced last, which `plan --explain` diffs against. Every
+// file is written atomically (not synced: a cache lost in a crash costs
+// reruns, never a wrong hit). A hit is only a hit when the
 // executor confirms that the entry's outputs still exist (CheckOutputs);
 // that is the runner's job.
 package cache

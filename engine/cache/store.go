@@ -46,48 +46,91 @@ func (s *Store) Get(key string) (*Entry, error) {
 	return readEntry(filepath.Join(s.Dir, "entries", key+".json"))
 }
 
-// Last returns the latest entry written for a stage of a pipeline on a
-// target, or nil.
+// Last returns the latest entry recorded for a stage of a pipeline on a
+// target (see SetLast), or nil.
 func (s *Store) Last(pipeline, target, stage string) (*Entry, error) {
-	p, err := s.lastPath(pipeline, target, stage)
-	if err != nil {
+	idx, err := s.lastIndex(pipeline, target)
+	if err != nil || idx[stage] == "" {
 		return nil, err
 	}
-	return readEntry(p)
+	return s.Get(idx[stage])
 }
 
-// Put records an entry under its key and as its stage's latest.
+// Put records an entry under its key.
 func (s *Store) Put(e *Entry) error {
 	if !keyRE.MatchString(e.Key) {
 		return fmt.Errorf("invalid cache key %q", e.Key)
-	}
-	last, err := s.lastPath(e.Pipeline, e.Target, e.Stage)
-	if err != nil {
-		return err
 	}
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
-	for _, p := range []string{filepath.Join(s.Dir, "entries", e.Key+".json"), last} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(p, b, 0o600); err != nil {
-			return err
-		}
+	p := filepath.Join(s.Dir, "entries", e.Key+".json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
 	}
-	return nil
+	// Not synced: losing an entry in a crash only costs a rerun, and
+	// readEntry treats a damaged entry as a miss.
+	return atomicfile.WriteFileNoSync(p, append(b, '\n'), 0o600)
 }
 
-func (s *Store) lastPath(pipeline, target, stage string) (string, error) {
-	for _, n := range []string{pipeline, target, stage} {
+// SetLast records the keys that stages of a pipeline on a target produced
+// last, merged into what was recorded before. Runs of one pipeline on one
+// target hold a lock, so read-modify-write is safe here.
+func (s *Store) SetLast(pipeline, target string, keys map[string]string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	idx, err := s.lastIndex(pipeline, target)
+	if err != nil {
+		return err
+	}
+	if idx == nil {
+		idx = map[string]string{}
+	}
+	for stage, key := range keys {
+		if !keyRE.MatchString(key) {
+			return fmt.Errorf("invalid cache key %q", key)
+		}
+		idx[stage] = key
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	p, _ := s.lastPath(pipeline, target)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.WriteFileNoSync(p, append(b, '\n'), 0o600)
+}
+
+func (s *Store) lastIndex(pipeline, target string) (map[string]string, error) {
+	p, err := s.lastPath(pipeline, target)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var idx map[string]string
+	if json.Unmarshal(b, &idx) != nil {
+		return nil, nil
+	}
+	return idx, nil
+}
+
+func (s *Store) lastPath(pipeline, target string) (string, error) {
+	for _, n := range []string{pipeline, target} {
 		if !nameRE.MatchString(n) {
 			return "", fmt.Errorf("cache: unsafe name %q", n)
 		}
 	}
-	return filepath.Join(s.Dir, "last", pipeline, target, stage+".json"), nil
+	return filepath.Join(s.Dir, "last", pipeline+"@"+target+".json"), nil
 }
 
 func readEntry(p string) (*Entry, error) {

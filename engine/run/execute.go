@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pipectl/pipectl/engine/cache"
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/lock"
 	"github.com/pipectl/pipectl/engine/plan"
@@ -31,9 +30,10 @@ type execution struct {
 	closed bool
 	date   string
 
-	dirty   chan struct{}
-	saved   chan struct{}
-	saveErr error
+	dirty     chan struct{}
+	saved     chan struct{}
+	finishing chan struct{}
+	saveErr   error
 }
 
 // stageDone is what a stage worker reports to the scheduler.
@@ -51,7 +51,7 @@ type stageDone struct {
 // not succeed.
 func (p *Prepared) Execute(ctx context.Context, onRecord func(id string) error) (*record.Run, error) {
 	r := p.r
-	e := &execution{p: p, r: r, outputs: map[string]map[string]string{}, dirty: make(chan struct{}, 1), saved: make(chan struct{})}
+	e := &execution{p: p, r: r, outputs: map[string]map[string]string{}, dirty: make(chan struct{}, 1), saved: make(chan struct{}), finishing: make(chan struct{})}
 	if err := e.open(); err != nil {
 		return nil, err
 	}
@@ -193,11 +193,22 @@ func (e *execution) update(f func(rec *record.Run)) {
 	}
 }
 
+// saveEvery bounds how often run.json is rewritten while a run goes on.
+// A crash loses at most this much of the record's progress; the final
+// state is always written.
+const saveEvery = 50 * time.Millisecond
+
 // saver writes run.json whenever it changed, coalescing bursts: a run of
 // many short stages does not pay an fsync per event.
 func (e *execution) saver() {
 	defer close(e.saved)
 	for range e.dirty {
+		// Gather the changes of the next moments into one write; the end
+		// of the run writes at once.
+		select {
+		case <-time.After(saveEvery):
+		case <-e.finishing:
+		}
 		e.mu.Lock()
 		b, err := record.Marshal(e.rec)
 		e.mu.Unlock()
@@ -357,14 +368,6 @@ func (e *execution) finishStage(d stageDone) {
 			ev.Attempt = st.Attempts[n-1].N
 		}
 	})
-	if d.status == record.Succeeded && d.decision != nil && d.decision.Components != nil {
-		entry := &cache.Entry{Key: d.decision.Key, Components: *d.decision.Components,
-			Outputs: d.result.Outputs, Metrics: d.result.Metrics, Links: d.result.Links,
-			Pipeline: e.rec.Pipeline, Target: e.rec.Target, Stage: d.name, RunID: e.rec.ID, CreatedAt: now}
-		if err := r.Cache.Put(entry); err != nil {
-			e.em.emit(Event{Type: Log, Stage: d.name, Stream: "pipectl", Text: "warning: cannot write the cache entry: " + err.Error()})
-		}
-	}
 	e.em.emit(ev)
 	for _, n := range skipped {
 		e.em.emit(Event{Type: StageFinished, Stage: n, Status: record.Skipped, Reason: fmt.Sprintf("upstream %s %s", d.name, d.status), DurationMS: ms(0)})
@@ -437,8 +440,18 @@ func (e *execution) finish(ctx context.Context) (*record.Run, error) {
 	e.mu.Lock()
 	e.closed = true
 	rec := e.rec
+	last := map[string]string{}
+	for name, st := range rec.Stages {
+		if st.Status.Done() && st.Cache != nil && st.Cache.Key != "" {
+			last[name] = st.Cache.Key
+		}
+	}
 	e.mu.Unlock()
+	close(e.finishing)
 	close(e.dirty)
+	if err := e.r.Cache.SetLast(rec.Pipeline, rec.Target, last); err != nil {
+		e.em.emit(Event{Type: Log, Stream: "pipectl", Text: "warning: cannot update the cache index: " + err.Error()})
+	}
 	<-e.saved
 	saveErr := e.saveErr
 	if err := e.r.Records.Save(rec); err != nil && saveErr == nil {

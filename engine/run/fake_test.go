@@ -95,7 +95,11 @@ type stageDef struct {
 // requirements file.
 func newProject(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
+	return newProjectIn(t, t.TempDir())
+}
+
+func newProjectIn(t testing.TB, root string) string {
+	t.Helper()
 	files := map[string]string{
 		"notebooks/stage.py":              "# Databricks notebook source\nimport json\nfrom pkg import mod\n",
 		"notebooks/pkg/__init__.py":       "",
@@ -111,7 +115,7 @@ func newProject(t *testing.T) string {
 	return root
 }
 
-func write(t *testing.T, path, content string) {
+func write(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

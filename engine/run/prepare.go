@@ -313,15 +313,20 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 	}
 	d.Components = &comps
 	d.Key = comps.Key()
-	last, _ := r.Cache.Last(r.Plan.Pipeline.Name, r.Plan.Target.Name, st.Name)
-	if last != nil && last.Key != d.Key {
-		d.Changes = cache.Diff(last.Components, comps)
+	// What changed since the stage's last result; only a run needs it.
+	diff := func() {
+		last, _ := r.Cache.Last(r.Plan.Pipeline.Name, r.Plan.Target.Name, st.Name)
+		if last != nil && last.Key != d.Key {
+			d.Changes = cache.Diff(last.Components, comps)
+		}
 	}
 	switch {
 	case o.forced:
+		diff()
 		d.Reasons = []string{ReasonSelected}
 		return d
 	case o.noCache:
+		diff()
 		d.Reasons = []string{ReasonNoCache}
 		return d
 	}
@@ -342,6 +347,7 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 		d.Reasons = []string{reason}
 		return d
 	}
+	diff()
 	if reasons := cache.Reasons(d.Changes); len(reasons) > 0 {
 		d.Reasons = reasons
 	} else {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pipectl/pipectl/engine/cache"
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/record"
 )
@@ -47,10 +48,7 @@ func (e *execution) runStage(ctx context.Context, name string) stageDone {
 		d.Reasons = e.p.resumeReasons(name, d.Reasons)
 	}
 	if d.Action == ActCached {
-		if log, err := r.Records.OpenLog(e.rec.ID, name); err == nil {
-			log.Line(r.now(), 0, "pipectl", fmt.Sprintf("cache hit: key %s, outputs of run %s", d.Key, d.FromRun))
-			log.Close()
-		}
+		// No log: the record says where the outputs came from.
 		return stageDone{name: name, status: record.Cached, decision: d}
 	}
 	log, err := r.Records.OpenLog(e.rec.ID, name)
@@ -94,6 +92,7 @@ func (e *execution) attempts(ctx context.Context, name string, d *Decision, log 
 		})
 		if status == record.Succeeded {
 			log.Line(ended, n, "pipectl", fmt.Sprintf("attempt %d succeeded in %s", n, ended.Sub(started).Round(time.Millisecond)))
+			e.remember(name, d, res, log)
 			return stageDone{name: name, status: status, decision: d, result: res}
 		}
 		if status == record.Cancelled {
@@ -202,5 +201,18 @@ func (e *execution) event(name string, n int, ev executor.Event, log *record.Log
 		log.Line(t, n, "link", l.Label+" "+l.URL)
 		e.update(func(rec *record.Run) { rec.Stages[name].Links = mergeLinks(rec.Stages[name].Links, []executor.Link{l}) })
 		e.em.emit(Event{Type: Link, Stage: name, Attempt: n, Link: &l})
+	}
+}
+
+// remember caches a success (in the stage's goroutine: the write must not
+// hold up the scheduler).
+func (e *execution) remember(name string, d *Decision, res executor.Result, log *record.Log) {
+	if d.Components == nil {
+		return
+	}
+	entry := &cache.Entry{Key: d.Key, Components: *d.Components, Outputs: res.Outputs, Metrics: res.Metrics, Links: res.Links,
+		Pipeline: e.rec.Pipeline, Target: e.rec.Target, Stage: name, RunID: e.rec.ID, CreatedAt: e.r.now()}
+	if err := e.r.Cache.Put(entry); err != nil {
+		log.Line(e.r.now(), 0, "pipectl", "warning: cannot write the cache entry: "+err.Error())
 	}
 }

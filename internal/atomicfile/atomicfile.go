@@ -6,10 +6,21 @@ import (
 	"path/filepath"
 )
 
-// WriteFile replaces path with data, atomically, with permissions perm.
-// The temporary file lives beside path (a rename never crosses file
-// systems) and is removed if anything fails.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+// WriteFile replaces path with data, atomically and durably, with
+// permissions perm. The temporary file lives beside path (a rename never
+// crosses file systems) and is removed if anything fails.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, true)
+}
+
+// WriteFileNoSync replaces path atomically but does not wait for the disk:
+// after a power loss the file may hold its old content, or be empty. For
+// files whose loss is harmless (a cache entry that becomes a miss).
+func WriteFileNoSync(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
+}
+
+func write(path string, data []byte, perm os.FileMode, sync bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -28,14 +39,19 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if _, err = f.Write(data); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if sync {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }

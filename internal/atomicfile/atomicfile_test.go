@@ -47,3 +47,15 @@ func TestWriteFileLeavesOldContentOnFailure(t *testing.T) {
 		t.Errorf("temporary files left: %v", entries)
 	}
 }
+
+func TestWriteFileNoSyncReplaces(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "entry.json")
+	for _, content := range []string{"one", "two"} {
+		if err := WriteFileNoSync(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(p); string(b) != "two" {
+		t.Errorf("content %q", b)
+	}
+}
