@@ -24,7 +24,10 @@ type CLI struct {
 	Run       RunCmd       `cmd:"" help:"Run a pipeline: stages in DAG order, in parallel where they can, cached where nothing changed."`
 	Runs      RunsCmd      `cmd:"" help:"List runs, or show one (runs show RUN_ID)."`
 	Logs      LogsCmd      `cmd:"" help:"Print a stage's log of a run."`
+	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
+	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
+	Executor  ExecutorCmd  `cmd:"" name:"__executor" hidden:"" help:"Serve a built-in executor to pipectl (internal)."`
 }
 
 // SpecFlags selects the spec packages of commands that take a pipeline.
@@ -39,6 +42,7 @@ type exitCode int
 func run(args []string) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer stopExecutorPlugins() // after the registry below closed them gracefully
 	app := &App{Ctx: ctx, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	defer func() {
 		if app.Registry != nil {

@@ -1,20 +1,49 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/engine/plugin"
+	"github.com/pipectl/pipectl/plugins/noop"
 )
+
+// futurePluginName is a test plugin that describes a protocol this pipectl
+// does not speak. The test binary serves it when run under that name; it is
+// not a testscript command, so that it is not on every script's PATH.
+const futurePluginName = plugin.BinaryPrefix + "future"
 
 // TestMain lets testscript run pipectl in process: scripts "exec pipectl",
 // which re-runs this test binary as pipectl (so self-exec of built-in
 // executors works too).
 func TestMain(m *testing.M) {
+	// Built-in executors started by in-process tests re-execute this test
+	// binary with "__executor NAME": act as pipectl.
+	if len(os.Args) > 1 && os.Args[1] == executorCommand {
+		os.Exit(run(os.Args[1:]))
+	}
+	if filepath.Base(os.Args[0]) == futurePluginName {
+		plugin.Serve(&futureExecutor{})
+		os.Exit(0)
+	}
 	testscript.Main(m, map[string]func(){
 		"pipectl": func() { os.Exit(run(os.Args[1:])) },
 	})
+}
+
+type futureExecutor struct{ noop.Executor }
+
+func (futureExecutor) Describe(context.Context) (executor.Info, error) {
+	return executor.Info{Name: "future", Version: "9.0.0", Protocol: executor.ProtocolVersion + 1}, nil
 }
 
 // TestScripts runs the golden scripts in testdata/script. Update their
@@ -22,8 +51,8 @@ func TestMain(m *testing.M) {
 // TestScripts, then review the diff.
 //
 // Every script starts in $WORK with stub notebooks/*.py (so that small
-// specs can use the default notebooks) and $REPO set to the repository
-// root.
+// specs can use the default notebooks), $REPO set to the repository root
+// and $HOME to $WORK/home.
 func TestScripts(t *testing.T) {
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -36,6 +65,7 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("PIPECTL_UPDATE") == "1",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", repo)
+			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			for _, nb := range []string{"create_data", "train_model", "evaluate_models", "run_inference"} {
 				path := filepath.Join(env.WorkDir, "notebooks", nb+".py")
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -47,5 +77,77 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"install-plugin": installPlugin,
+		},
 	})
+}
+
+// installPlugin is the script command "install-plugin NAME DIR": it
+// installs a test executor as DIR/pipectl-executor-NAME, "shell"
+// (examples/executor-shell) or "future" (a plugin of a newer protocol).
+func installPlugin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: install-plugin shell|future DIR")
+	}
+	var src string
+	switch args[0] {
+	case "shell":
+		src = shellExecutor(ts)
+	case "future":
+		exe, err := os.Executable()
+		ts.Check(err)
+		src = exe
+	default:
+		ts.Fatalf("unknown test plugin %q", args[0])
+	}
+	ts.Check(copyExecutable(src, filepath.Join(ts.MkAbs(args[1]), plugin.BinaryPrefix+args[0])))
+}
+
+var (
+	shellOnce sync.Once
+	shellPath string
+	shellErr  error
+)
+
+type fataler interface{ Fatalf(string, ...any) }
+
+// shellExecutor builds examples/executor-shell once per test binary.
+func shellExecutor(t fataler) string {
+	shellOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pipectl-shell-executor-")
+		if err != nil {
+			shellErr = err
+			return
+		}
+		shellPath = filepath.Join(dir, plugin.BinaryPrefix+"shell")
+		out, err := exec.Command("go", "build", "-o", shellPath, "../../examples/executor-shell").CombinedOutput()
+		if err != nil {
+			shellErr = fmt.Errorf("go build examples/executor-shell: %v\n%s", err, out)
+		}
+	})
+	if shellErr != nil {
+		t.Fatalf("%v", shellErr)
+	}
+	return shellPath
+}
+
+func copyExecutable(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

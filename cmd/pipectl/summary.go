@@ -301,12 +301,7 @@ func rowsNote(rows string) string {
 	return " (" + rows + " rows)"
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
+// orDash (executors_cmd.go) prints "-" for an empty value.
 
 // oneLine keeps the first line of s, at most n runes.
 func oneLine(s string, n int) string {

@@ -248,6 +248,10 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 	case kindBound:
 		summary = name + ": " + is.msg
 		fix = boundFix[name]
+		if len(is.path) > 1 && is.path[len(is.path)-2] == "pass_env" {
+			summary = fmt.Sprintf("pass_env[%s]: %s", name, is.msg)
+			fix = "pass_env lists environment variable names: letters, digits and _, not starting with a digit"
+		}
 	case kindConflict:
 		if want, gotType, ok := typeMismatch(is); ok {
 			summary = fmt.Sprintf("%s: invalid value %s (want %s, got %s)", name, is.got, want, gotType)

@@ -455,6 +455,7 @@ func (l *loader) decodeTarget(name string, tv, raw cue.Value, path []string) *Ta
 		Path:     joinPath(path),
 		Pos:      l.posAt(raw, path...),
 	}
+	_ = tv.LookupPath(cue.ParsePath("pass_env")).Decode(&t.PassEnv)
 	for _, block := range []string{"local", "databricks", "config"} {
 		bv := tv.LookupPath(cue.ParsePath(block))
 		if !bv.Exists() {

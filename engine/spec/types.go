@@ -73,8 +73,11 @@ type Target struct {
 	Configs map[string]json.RawMessage
 	// Stages are per-target stage overrides, by stage name.
 	Stages map[string]*StageOverride
-	Path   string
-	Pos    diag.Pos
+	// PassEnv names the environment variables passed to third-party
+	// executor plugins of this target (pass_env).
+	PassEnv []string
+	Path    string
+	Pos     diag.Pos
 }
 
 // Config returns the configuration the target gives executor: its named

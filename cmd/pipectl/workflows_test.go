@@ -1,0 +1,769 @@
+package main
+
+// Tests of the GitHub Actions workflows and the setup-pipectl composite
+// action against the specs and this CLI: every pipectl command line in
+// them names an existing pipeline, target, stage and valid flags; every
+// workflow cron is its pipeline's spec schedule; every scheduled pipeline
+// has exactly one scheduler of record; actions are pinned, permissions
+// least-privilege, runs and deploys serialized; actionlint is clean.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/alecthomas/kong"
+	"github.com/rhysd/actionlint"
+
+	"github.com/pipectl/pipectl/engine/schedule"
+	"github.com/pipectl/pipectl/engine/spec"
+	"github.com/pipectl/pipectl/internal/workflows"
+)
+
+// repoRoot is the repository root, from cmd/pipectl where go test runs.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// workflowApp returns an App on the project at root that writes to buffers;
+// the test's cleanup closes its executor registry, as run does.
+func workflowApp(t testing.TB, root string) (*App, *bytes.Buffer, *bytes.Buffer) {
+	var stdout, stderr bytes.Buffer
+	app := &App{Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, Root: root, Getenv: func(string) string { return "" }}
+	t.Cleanup(func() { closeRegistry(t, app) })
+	return app, &stdout, &stderr
+}
+
+func closeRegistry(t testing.TB, app *App) {
+	if app.Registry != nil {
+		if err := app.Registry.Close(); err != nil {
+			t.Errorf("closing the executor registry: %v", err)
+		}
+		app.Registry = nil
+	}
+}
+
+// loadSpecs loads the repository's specs as pipectl does.
+func loadSpecs(t testing.TB, root string) *spec.Project {
+	t.Helper()
+	app, _, stderr := workflowApp(t, root)
+	proj, err := app.loadProject(nil)
+	if err != nil {
+		t.Fatalf("specs/ do not load:\n%s", stderr)
+	}
+	return proj
+}
+
+// ciSetup loads the repository's specs and workflows and expands every
+// pipectl invocation; expansion errors fail the test.
+type ciSetup struct {
+	root  string
+	proj  *spec.Project
+	files []*workflows.File
+	invs  []workflows.Invocation
+}
+
+func loadCI(t *testing.T) *ciSetup {
+	t.Helper()
+	root := repoRoot(t)
+	proj := loadSpecs(t, root)
+	files, err := workflows.LoadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no workflow under .github/")
+	}
+	c := &ciSetup{root: root, proj: proj, files: files}
+	for _, f := range files {
+		invs, errs := f.Invocations(pipelineTargets(proj))
+		for _, err := range errs {
+			t.Errorf("%v", relPath(root, err.Error()))
+		}
+		c.invs = append(c.invs, invs...)
+	}
+	return c
+}
+
+func pipelineTargets(proj *spec.Project) workflows.Options {
+	opts := workflows.Options{Pipelines: map[string][]string{}}
+	for name, p := range proj.Pipelines {
+		opts.Pipelines[name] = p.TargetNames()
+	}
+	return opts
+}
+
+// relPath shortens absolute paths under root in a message.
+func relPath(root, msg string) string {
+	return strings.ReplaceAll(msg, root+string(filepath.Separator), "")
+}
+
+// TestWorkflowInvocations runs every pipectl command line of the workflows
+// and the composite action, for every way they can be triggered, through
+// this CLI: flags are parsed by kong, and the pipeline, target and --set
+// values are planned with `pipectl plan` in process.
+func TestWorkflowInvocations(t *testing.T) {
+	c := loadCI(t)
+	commands := map[string]int{}
+	checked := map[string]bool{}
+	for _, inv := range c.invs {
+		key := strings.Join(inv.Args, "\x00") + "\x00" + inv.Environment
+		if checked[key] {
+			continue
+		}
+		checked[key] = true
+		call, problems := checkInvocation(c.root, c.proj, inv)
+		commands[call.command]++
+		for _, p := range problems {
+			t.Errorf("%s: pipectl %s (%s): %s", relPath(c.root, inv.Where()), strings.Join(inv.Args, " "), inv.Context, p)
+		}
+	}
+	t.Logf("checked %d distinct pipectl command lines, expanded from %d invocations in %d files: %v",
+		len(checked), len(c.invs), len(c.files), commands)
+	// The workflows call each of these; finding none means the expansion
+	// lost them, not that they are fine.
+	for _, want := range []string{"validate", "pipelines", "plan", "run", "deploy", "version"} {
+		if commands[want] == 0 {
+			t.Errorf("found no pipectl %s in the workflows (found: %v)", want, commands)
+		}
+	}
+}
+
+// call is what an invocation asks for, read from its arguments.
+type call struct {
+	command  string
+	pipeline string
+	target   string
+	sets     []string
+	stages   []string // --only and --from
+	specs    []string
+	flags    map[string]bool
+}
+
+// valueFlags take a value, as the next argument or after "=".
+var valueFlags = map[string]bool{
+	"-C": true, "--dir": true, "-t": true, "--target": true, "--set": true, "--only": true, "--from": true,
+	"--resume": true, "--parallelism": true, "--specs": true, "-f": true, "--format": true,
+}
+
+// pipelineCommands take a pipeline as their first argument.
+var pipelineCommands = map[string]bool{"plan": true, "graph": true, "schedule": true, "run": true, "deploy": true}
+
+// documentedCommands are the command lines of commands built in parallel
+// with the workflows (the Run and Databricks issues), as documented there:
+// the flags each takes (true: with a value). They are used only while this
+// CLI lacks the command; once it has it, kong parses the invocation.
+var documentedCommands = map[string]map[string]bool{
+	"run": {
+		"-t": true, "--target": true, "--set": true, "--only": true, "--from": true, "--no-cache": false,
+		"--resume": true, "--parallelism": true, "--json": false, "--specs": true,
+	},
+	"deploy": {"-t": true, "--target": true, "--dry-run": false, "--destroy": false, "--specs": true},
+}
+
+// readCall reads an invocation's arguments without judging them.
+func readCall(args []string) call {
+	c := call{flags: map[string]bool{}}
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		c.flags[name] = true
+		if valueFlags[name] && !hasVal && i+1 < len(args) {
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "-t", "--target":
+			c.target = val
+		case "--set":
+			c.sets = append(c.sets, val)
+		case "--only", "--from":
+			c.stages = append(c.stages, val)
+		case "--specs":
+			c.specs = append(c.specs, val)
+		}
+	}
+	if len(positional) > 0 {
+		c.command = positional[0]
+	}
+	if len(positional) > 1 && pipelineCommands[c.command] {
+		c.pipeline = positional[1]
+	}
+	return c
+}
+
+// kongCommands lists the commands this CLI has.
+func kongCommands() map[string]bool {
+	var cli CLI
+	p := kong.Must(&cli, kong.Name("pipectl"))
+	out := map[string]bool{}
+	for _, n := range p.Model.Children {
+		out[n.Name] = true
+	}
+	return out
+}
+
+// parseFlags checks an invocation's syntax: with kong when the CLI has
+// the command, else against the documented command line.
+func parseFlags(args []string, c call) error {
+	if kongCommands()[c.command] {
+		var cli CLI
+		p, err := kong.New(&cli, kong.Name("pipectl"), kong.Writers(io.Discard, io.Discard),
+			kong.Exit(func(int) { panic("kong exit") }), kong.Bind(&App{}))
+		if err != nil {
+			return err
+		}
+		_, err = p.Parse(args)
+		return err
+	}
+	flags, ok := documentedCommands[c.command]
+	if !ok {
+		return fmt.Errorf("pipectl has no command %q", c.command)
+	}
+	var positional int
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			positional++
+			continue
+		}
+		name, _, hasVal := strings.Cut(a, "=")
+		takes, known := flags[name]
+		switch {
+		case !known:
+			return fmt.Errorf("unknown flag %s for pipectl %s (documented: %s)", name, c.command, strings.Join(slices.Sorted(maps.Keys(flags)), " "))
+		case takes && !hasVal:
+			if i+1 >= len(args) {
+				return fmt.Errorf("flag %s needs a value", name)
+			}
+			i++
+		case !takes && hasVal:
+			return fmt.Errorf("flag %s takes no value", name)
+		}
+	}
+	if positional != 1 {
+		return fmt.Errorf("pipectl %s takes one pipeline, got %d arguments", c.command, positional)
+	}
+	if c.command == "deploy" && c.target == "" {
+		return fmt.Errorf("pipectl deploy needs --target")
+	}
+	return nil
+}
+
+// cliResult is the outcome of running pipectl in process.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// cliRuns memoizes runCLI: the workflows repeat the same plans under many
+// triggers, and every run loads the specs again.
+var cliRuns sync.Map
+
+// runCLI runs pipectl in process on the project at root, read-only
+// commands only.
+func runCLI(root string, args ...string) cliResult {
+	key := root + "\x00" + strings.Join(args, "\x00")
+	if r, ok := cliRuns.Load(key); ok {
+		return r.(cliResult)
+	}
+	var stdout, stderr bytes.Buffer
+	app := &App{Ctx: context.Background(), Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
+	code := runApp(app, append([]string{"-C", root}, args...))
+	if app.Registry != nil {
+		if err := app.Registry.Close(); err != nil {
+			fmt.Fprintf(&stderr, "closing the executor registry: %v\n", err)
+			code = max(code, 1)
+		}
+	}
+	r := cliResult{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	cliRuns.Store(key, r)
+	return r
+}
+
+// checkInvocation validates one invocation and returns what it asks for
+// and every problem found.
+func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) (call, []string) {
+	c := readCall(inv.Args)
+	if slices.Contains(inv.Args, "-C") || slices.Contains(inv.Args, "--dir") {
+		return c, []string{"-C/--dir in a workflow: run pipectl from the repository root instead"}
+	}
+	if err := parseFlags(inv.Args, c); err != nil {
+		return c, []string{err.Error()}
+	}
+	var problems []string
+	if !pipelineCommands[c.command] || c.command == "schedule" || c.command == "graph" {
+		// validate, pipelines, version, schedule, graph: read-only, run
+		// them for real.
+		if r := runCLI(root, inv.Args...); r.code != 0 {
+			problems = append(problems, fmt.Sprintf("exit %d:\n%s", r.code, r.stderr))
+		}
+		return c, problems
+	}
+	// plan, and run and deploy as plans of the same pipeline, target and
+	// --set values.
+	planArgs := []string{"plan", c.pipeline, "--json"}
+	if c.target != "" {
+		planArgs = append(planArgs, "--target", c.target)
+	}
+	for _, s := range c.sets {
+		planArgs = append(planArgs, "--set", s)
+	}
+	for _, s := range c.specs {
+		planArgs = append(planArgs, "--specs", s)
+	}
+	r := runCLI(root, planArgs...)
+	if r.code != 0 {
+		return c, []string{fmt.Sprintf("pipectl %s fails (exit %d):\n%s", strings.Join(planArgs, " "), r.code, r.stderr)}
+	}
+	var pl struct {
+		Target   string                     `json:"target"`
+		Executor string                     `json:"executor"`
+		Stages   map[string]json.RawMessage `json:"stages"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &pl); err != nil {
+		return c, []string{fmt.Sprintf("plan --json: %v", err)}
+	}
+	for _, st := range c.stages {
+		if _, ok := pl.Stages[st]; !ok {
+			problems = append(problems, fmt.Sprintf("--only/--from %s: pipeline %s has no stage %q (stages: %s)",
+				st, c.pipeline, st, strings.Join(slices.Sorted(maps.Keys(pl.Stages)), ", ")))
+		}
+	}
+	if c.command == "deploy" && pl.Executor != spec.ExecutorDatabricks {
+		problems = append(problems, fmt.Sprintf("pipectl deploy to target %s, whose executor is %s: only Databricks targets deploy", pl.Target, pl.Executor))
+	}
+	// A job that reaches Databricks takes the credentials of the GitHub
+	// environment named like the target; any other would be a different
+	// workspace or service principal.
+	if c.command != "plan" && pl.Executor == spec.ExecutorDatabricks && inv.Environment != pl.Target {
+		problems = append(problems, fmt.Sprintf("runs on Databricks target %s from a job whose environment is %q: set environment: to the target", pl.Target, inv.Environment))
+	}
+	return c, problems
+}
+
+// TestInvocationCheckerFails proves the checker rejects bad command lines,
+// so that TestWorkflowInvocations passing means something.
+func TestInvocationCheckerFails(t *testing.T) {
+	root := repoRoot(t)
+	proj := loadSpecs(t, root)
+	tests := map[string]struct {
+		args []string
+		env  string
+		want string
+	}{
+		"unknown pipeline":    {args: []string{"run", "sentiment-nope", "--target", "dev"}, env: "dev", want: `no pipeline "sentiment-nope"`},
+		"unknown target":      {args: []string{"run", "sentiment", "--target", "qa"}, env: "qa", want: "qa"},
+		"unknown run flag":    {args: []string{"run", "sentiment", "--taget", "dev"}, env: "dev", want: "--taget"},
+		"unknown plan flag":   {args: []string{"plan", "sentiment", "--only", "data"}, want: "--only"},
+		"bad --set":           {args: []string{"run", "sentiment", "--target", "local", "--set", "data.nope=1"}, want: "nope"},
+		"unknown stage":       {args: []string{"run", "sentiment", "--target", "local", "--only", "trian_lr"}, want: `no stage "trian_lr"`},
+		"deploy local":        {args: []string{"deploy", "sentiment", "--target", "local"}, want: "only Databricks targets deploy"},
+		"deploy no target":    {args: []string{"deploy", "sentiment"}, env: "dev", want: "--target"},
+		"wrong environment":   {args: []string{"run", "sentiment", "--target", "prod"}, env: "dev", want: `environment is "dev"`},
+		"unknown command":     {args: []string{"trian", "sentiment"}, want: "trian"},
+		"unscheduled":         {args: []string{"schedule", "sentiment"}, want: "has no schedule"},
+		"validate other path": {args: []string{"validate", "nowhere/"}, want: "exit 2"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, problems := checkInvocation(root, proj, workflows.Invocation{Args: tc.args, Environment: tc.env})
+			all := strings.Join(problems, "\n")
+			if !strings.Contains(all, tc.want) {
+				t.Errorf("problems %q do not mention %q", all, tc.want)
+			}
+		})
+	}
+	// And a good one passes.
+	if _, problems := checkInvocation(root, proj, workflows.Invocation{Args: []string{"run", "sentiment", "--target", "staging", "--only", "train_lr"}, Environment: "staging"}); len(problems) > 0 {
+		t.Errorf("a valid invocation was rejected: %v", problems)
+	}
+}
+
+// TestWorkflowSchedules checks that every workflow cron is the spec's
+// schedule of the pipeline its scheduled runs run, and that each scheduled
+// pipeline has exactly one scheduler of record.
+func TestWorkflowSchedules(t *testing.T) {
+	c := loadCI(t)
+	for _, p := range scheduleProblems(c.proj, c.files, c.invs) {
+		t.Error(relPath(c.root, p))
+	}
+	// The repository's choice, as docs/CI.md explains it: if this changes,
+	// change the docs with it.
+	got := schedulers(c.proj, c.files, c.invs)
+	want := map[string]string{"sentiment-train": "github", "sentiment-inference": "databricks"}
+	if !maps.Equal(got, want) {
+		t.Errorf("schedulers of record = %v, want %v (docs/CI.md)", got, want)
+	}
+}
+
+// scheduledRuns returns the pipelines a workflow's scheduled runs run.
+func scheduledRuns(f *workflows.File, invs []workflows.Invocation) []string {
+	set := map[string]bool{}
+	for _, inv := range invs {
+		if inv.File == f.Path && inv.Event == "schedule" {
+			if c := readCall(inv.Args); c.command == "run" {
+				set[c.pipeline] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// deployed reports whether the release pushes deploy pipeline (destroy
+// false) or destroy its job (destroy true) on target.
+func deployed(invs []workflows.Invocation, pipeline, target string, destroy bool) bool {
+	for _, inv := range invs {
+		c := readCall(inv.Args)
+		if inv.Event == "push" && c.command == "deploy" && c.pipeline == pipeline && c.target == target &&
+			!c.flags["--dry-run"] && c.flags["--destroy"] == destroy {
+			return true
+		}
+	}
+	return false
+}
+
+func productionTargets(p *spec.Pipeline) []string {
+	var out []string
+	for _, name := range p.TargetNames() {
+		if t := p.Targets[name]; t.Mode == "production" && t.Executor == spec.ExecutorDatabricks {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// schedulers maps each pipeline some scheduler runs to "github" (a
+// workflow cron runs it) and/or "databricks" (release pushes deploy it to
+// every production target, as a scheduled job).
+func schedulers(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) map[string]string {
+	out := map[string]string{}
+	add := func(p, s string) {
+		if out[p] != "" && out[p] != s {
+			s = out[p] + "+" + s
+		}
+		out[p] = s
+	}
+	for _, f := range files {
+		if len(f.Crons) > 0 {
+			for _, p := range scheduledRuns(f, invs) {
+				add(p, "github")
+			}
+		}
+	}
+	for _, name := range proj.Names() {
+		p := proj.Pipelines[name]
+		prod := productionTargets(p)
+		if p.Schedule == "" || len(prod) == 0 {
+			continue
+		}
+		all := true
+		for _, target := range prod {
+			all = all && deployed(invs, name, target, false)
+		}
+		if all {
+			add(name, "databricks")
+		}
+	}
+	return out
+}
+
+// scheduleProblems lists every way the workflows disagree with the specs'
+// schedules.
+func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
+	var problems []string
+	for _, f := range files {
+		if len(f.Crons) == 0 {
+			continue
+		}
+		runs := scheduledRuns(f, invs)
+		if len(runs) != 1 {
+			problems = append(problems, fmt.Sprintf("%s:%d: on.schedule must start exactly one pipeline with pipectl run, its scheduled runs start %d: %v",
+				f.Path, f.Crons[0].Line, len(runs), runs))
+			continue
+		}
+		name := runs[0]
+		p := proj.Pipelines[name]
+		if p == nil {
+			continue // TestWorkflowInvocations reports it
+		}
+		if p.Schedule == "" {
+			problems = append(problems, fmt.Sprintf("%s:%d: on.schedule runs %s, which has no schedule in its spec: add the schedule to the spec, or remove the cron",
+				f.Path, f.Crons[0].Line, name))
+			continue
+		}
+		want, err := schedule.Parse(p.Schedule)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("pipeline %s: %v", name, err))
+			continue
+		}
+		if len(f.Crons) != 1 {
+			problems = append(problems, fmt.Sprintf("%s:%d: %d crons for %s; the spec has one schedule (%q)", f.Path, f.Crons[0].Line, len(f.Crons), name, want.GitHub()))
+		}
+		for _, cr := range f.Crons {
+			got, err := schedule.Parse(cr.Expr)
+			if err != nil || got.GitHub() != want.GitHub() {
+				problems = append(problems, fmt.Sprintf("%s:%d: cron %q differs from the spec's schedule of %s: set it to %q (`pipectl schedule %s`); the spec is the source of truth",
+					f.Path, cr.Line, cr.Expr, name, want.GitHub(), name))
+			}
+		}
+	}
+	who := schedulers(proj, files, invs)
+	for _, name := range proj.Names() {
+		p := proj.Pipelines[name]
+		if p.Schedule == "" {
+			continue
+		}
+		switch who[name] {
+		case "":
+			problems = append(problems, fmt.Sprintf("pipeline %s has schedule %q but nothing runs it on schedule: give a workflow that runs it a cron (GitHub), or deploy it on release pushes in deploy.yml (Databricks); see docs/CI.md",
+				name, p.Schedule))
+		case "github+databricks", "databricks+github":
+			problems = append(problems, fmt.Sprintf("pipeline %s is scheduled twice: by a workflow cron and by the Databricks job deploy.yml creates; choose one scheduler of record (docs/CI.md)", name))
+		case "github":
+			for _, target := range productionTargets(p) {
+				if !deployed(invs, name, target, true) {
+					problems = append(problems, fmt.Sprintf("pipeline %s is scheduled by GitHub, but release pushes do not `pipectl deploy %s --target %s --destroy`: a Databricks job deployed earlier would run it a second time",
+						name, name, target))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// TestScheduleCheckerFails proves the schedule checks catch drift, a
+// missing scheduler and a double one, on altered copies of the workflows.
+func TestScheduleCheckerFails(t *testing.T) {
+	c := loadCI(t)
+	edit := func(t *testing.T, name, old, new string) []string {
+		t.Helper()
+		var files []*workflows.File
+		var invs []workflows.Invocation
+		for _, f := range c.files {
+			if filepath.Base(f.Path) == name {
+				src, err := os.ReadFile(f.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(src, []byte(old)) {
+					t.Fatalf("%s has no %q", name, old)
+				}
+				f, err = workflows.Parse(f.Path, bytes.ReplaceAll(src, []byte(old), []byte(new)), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			files = append(files, f)
+			more, errs := f.Invocations(pipelineTargets(c.proj))
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			invs = append(invs, more...)
+		}
+		return scheduleProblems(c.proj, files, invs)
+	}
+	tests := map[string]struct {
+		file, old, new, want string
+	}{
+		"cron drift":              {"train.yml", `cron: "0 3 1 * *"`, `cron: "0 4 1 * *"`, `cron "0 4 1 * *" differs from the spec's schedule of sentiment-train: set it to "0 3 1 * *"`},
+		"scheduled unscheduled":   {"train.yml", `inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment'`, "runs sentiment, which has no schedule"},
+		"no scheduler":            {"deploy.yml", "- pipeline: sentiment-inference # scheduler", "- pipeline: sentiment-data # scheduler", "pipeline sentiment-inference has schedule"},
+		"double scheduler":        {"deploy.yml", "destroy: true", "destroy: false", "sentiment-train is scheduled twice"},
+		"github without destroy":  {"deploy.yml", "- pipeline: sentiment-train # scheduler", "- pipeline: sentiment-data # scheduler", "do not `pipectl deploy sentiment-train --target prod --destroy`"},
+		"cron without a pipeline": {"train.yml", "run: pipectl run", "run: echo pipectl run", "must start exactly one pipeline"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			problems := edit(t, tc.file, tc.old, tc.new)
+			if all := strings.Join(problems, "\n"); !strings.Contains(all, tc.want) {
+				t.Errorf("problems do not mention %q:\n%s", tc.want, all)
+			}
+		})
+	}
+}
+
+var (
+	pinnedUses = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$`)
+	tagComment = regexp.MustCompile(`^# v\d+(\.\d+)*$`)
+	// secretUse is every allowed use of a secret: the token fallback, read
+	// only when the environment's variable asks for it, and the check that
+	// it is set.
+	secretUse  = regexp.MustCompile(`secrets\.[A-Za-z_]+`)
+	secretOKRe = regexp.MustCompile(`^\s*(DATABRICKS_TOKEN: \$\{\{ vars\.DATABRICKS_AUTH_TYPE == 'pat' && secrets\.DATABRICKS_TOKEN \|\| '' \}\}|HAS_TOKEN: \$\{\{ secrets\.DATABRICKS_TOKEN != '' \}\})$`)
+)
+
+// TestWorkflowHygiene checks the security and safety rules of docs/CI.md.
+func TestWorkflowHygiene(t *testing.T) {
+	c := loadCI(t)
+	for _, p := range hygieneProblems(c.proj, c.files, c.invs) {
+		t.Error(relPath(c.root, p))
+	}
+}
+
+func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
+	var problems []string
+	add := func(path string, line int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s:%d: %s", path, line, fmt.Sprintf(format, args...)))
+	}
+	for _, f := range files {
+		if f.HasEvent("pull_request_target") {
+			add(f.Path, 1, "pull_request_target runs untrusted pull requests with the repository's secrets: use pull_request")
+		}
+		if !f.Action && (!f.Permissions.Set || f.Permissions.All != "" || len(f.Permissions.Scopes) > 0) {
+			add(f.Path, max(f.Permissions.Line, 1), "the workflow must set permissions: {} and grant each job only what it needs")
+		}
+		for _, job := range f.Jobs {
+			if !f.Action && !job.Permissions.Set {
+				add(f.Path, job.Line, "job %s has no permissions: block", job.ID)
+			}
+			if job.Permissions.All != "" {
+				add(f.Path, job.Permissions.Line, "job %s: permissions: %s; list the scopes it needs", job.ID, job.Permissions.All)
+			}
+			for scope, level := range job.Permissions.Scopes {
+				if level == "write" && scope != "id-token" {
+					add(f.Path, job.Permissions.Line, "job %s: %s: write; these workflows only read the repository", job.ID, scope)
+				}
+			}
+			if job.Permissions.Scopes["id-token"] == "write" && job.Environment == "" {
+				add(f.Path, job.Line, "job %s requests an OIDC token without an environment: the federation policy's subject is repo:<org>/<repo>:environment:<env>", job.ID)
+			}
+			for _, st := range job.Steps {
+				if st.Uses == "" || strings.HasPrefix(st.Uses, "./") {
+					continue
+				}
+				if !pinnedUses.MatchString(st.Uses) {
+					add(f.Path, st.UsesLine, "%s is not pinned to a full commit SHA", st.Uses)
+				} else if !tagComment.MatchString(st.UsesComment) {
+					add(f.Path, st.UsesLine, "%s: put the release tag in a trailing comment (# vX.Y.Z), got %q", st.Uses, st.UsesComment)
+				}
+			}
+		}
+		src, err := os.ReadFile(f.Path)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if secretUse.MatchString(line) && !secretOKRe.MatchString(line) {
+				add(f.Path, i+1, "secrets are used only for the token fallback (docs/CI.md): %s", strings.TrimSpace(line))
+			}
+		}
+	}
+	// Runs and deploys on Databricks: one at a time per pipeline and
+	// target, across workflows, and never cancelled half-way.
+	for _, inv := range invs {
+		cl := readCall(inv.Args)
+		p := proj.Pipelines[cl.pipeline]
+		if (cl.command != "run" && cl.command != "deploy") || p == nil {
+			continue
+		}
+		target := cl.target
+		if target == "" {
+			target = p.DefaultTarget
+		}
+		if tg := p.Targets[target]; tg == nil || tg.Executor != spec.ExecutorDatabricks {
+			continue
+		}
+		want := fmt.Sprintf("pipectl-%s-%s-%s", cl.command, cl.pipeline, target)
+		if inv.Concurrency != want {
+			add(inv.File, inv.Line, "pipectl %s (%s) runs in concurrency group %q, want %q so that no two overlap", strings.Join(inv.Args, " "), inv.Context, inv.Concurrency, want)
+		}
+		if inv.CancelInProgress != "false" {
+			add(inv.File, inv.Line, "pipectl %s (%s): set cancel-in-progress: false; a cancelled job leaves Databricks runs or a half-made deploy", strings.Join(inv.Args, " "), inv.Context)
+		}
+	}
+	return problems
+}
+
+// TestHygieneCheckerFails proves the hygiene checks catch what they guard.
+func TestHygieneCheckerFails(t *testing.T) {
+	c := loadCI(t)
+	path := filepath.Join(t.TempDir(), "bad.yml")
+	src := `
+name: bad
+on: [push, pull_request_target]
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    permissions:
+      contents: write
+      id-token: write
+    concurrency:
+      group: all
+      cancel-in-progress: true
+    env:
+      DATABRICKS_TOKEN: ${{ secrets.DATABRICKS_TOKEN }}
+    steps:
+      - uses: actions/checkout@v6
+      - uses: actions/setup-go@7a3fe6cf4cb3a834922a1244abfce67bcef6a0c5
+      - run: pipectl deploy sentiment-inference --target prod
+`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := workflows.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invs, errs := f.Invocations(pipelineTargets(c.proj))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	all := strings.Join(hygieneProblems(c.proj, []*workflows.File{f}, invs), "\n")
+	for _, want := range []string{
+		"pull_request_target", "must set permissions: {}", "contents: write", "without an environment",
+		"actions/checkout@v6 is not pinned", "trailing comment", "secrets are used only for the token fallback",
+		`concurrency group "all", want "pipectl-deploy-sentiment-inference-prod"`, "cancel-in-progress: false",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems do not mention %q:\n%s", want, all)
+		}
+	}
+}
+
+// TestActionlint lints the workflows with actionlint (v1.7.12, pinned in
+// go.mod). Its shellcheck rule runs when shellcheck is on PATH, as on
+// GitHub's runners; scripts/actionlint.sh is the same check from a shell.
+func TestActionlint(t *testing.T) {
+	root := repoRoot(t)
+	opts := &actionlint.LinterOptions{WorkingDir: root, Oneline: true}
+	if sc, err := exec.LookPath("shellcheck"); err == nil {
+		opts.Shellcheck = sc
+	} else {
+		t.Log("shellcheck is not on PATH: run: scripts are not shellchecked")
+	}
+	var out bytes.Buffer
+	l, err := actionlint.NewLinter(&out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := l.LintRepository(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("%s:%d:%d: %s [%s]", relPath(root, e.Filepath), e.Line, e.Column, e.Message, e.Kind)
+	}
+}
