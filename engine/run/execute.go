@@ -144,9 +144,8 @@ func (e *execution) open() error {
 	return nil
 }
 
-// lockSelf is lock.Self; a variable so the record's owner is the real
-// process even under a frozen clock.
-var lockSelf = func(now time.Time) lock.Owner { return lock.Self("", now) }
+// lockSelf identifies this process as the run's owner.
+func lockSelf(now time.Time) lock.Owner { return lock.Self("", now) }
 
 func nonNil(s []string) []string {
 	if s == nil {
