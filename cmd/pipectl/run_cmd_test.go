@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -177,21 +178,49 @@ func TestKilledRunIsInterruptedAndResumable(t *testing.T) {
 }
 
 func TestSecondRunWaits(t *testing.T) {
-	dir := sleepyProject(t, "300ms")
-	first, _, id := startSlow(t, dir)
-	res := runPipectl(t, dir, "run", "sleepy", "--wait", "-j", "1")
-	if res.code != 0 {
-		t.Fatalf("waiting run: exit %d\n%s", res.code, res.stderr)
+	dir := sleepyProject(t, "1ms")
+	first, _, id := startSlow(t, dir, "--set", "slow.noop_sleep=1h")
+
+	second := pipectl(dir, "run", "sleepy", "--wait", "-j", "1")
+	stderr, err := second.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(res.stderr, "pipectl: waiting: sleepy on local is already running as run "+id) {
-		t.Errorf("no waiting message:\n%s", res.stderr)
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if err := first.Wait(); err != nil {
-		t.Errorf("first run: %v", err)
+	t.Cleanup(func() { second.Process.Kill(); second.Wait() })
+	var lines []string
+	waiting := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.HasPrefix(sc.Text(), "pipectl: waiting: sleepy on local is already running as run "+id) {
+				close(waiting)
+			}
+		}
+	}()
+	select {
+	case <-waiting:
+	case <-done:
+		t.Fatalf("the second run did not wait:\n%s", strings.Join(lines, "\n"))
 	}
-	// The first run's record was never touched by the second.
-	if rec := showRun(t, dir, id); rec.Status != record.Succeeded || len(rec.Sessions) != 1 {
+	// Stop the first run; the second takes the lock and runs.
+	first.Process.Signal(os.Interrupt)
+	first.Wait()
+	<-done
+	if err := second.Wait(); err != nil {
+		t.Fatalf("waiting run: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	// Each run has its own record, neither touched by the other.
+	if rec := showRun(t, dir, id); rec.Status != record.Cancelled || len(rec.Sessions) != 1 {
 		t.Errorf("first run's record: %s, %d sessions", rec.Status, len(rec.Sessions))
+	}
+	if rec := showRun(t, dir, "latest"); rec.ID == id || rec.Status != record.Succeeded {
+		t.Errorf("second run's record: %s %s", rec.ID, rec.Status)
 	}
 }
 
