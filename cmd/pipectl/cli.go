@@ -21,6 +21,9 @@ type CLI struct {
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
+	Run       RunCmd       `cmd:"" help:"Run a pipeline: stages in DAG order, in parallel where they can, cached where nothing changed."`
+	Runs      RunsCmd      `cmd:"" help:"List runs, or show one (runs show RUN_ID)."`
+	Logs      LogsCmd      `cmd:"" help:"Print a stage's log of a run."`
 	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
 	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
