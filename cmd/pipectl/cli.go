@@ -15,7 +15,8 @@ import (
 
 // CLI is the command line. Each command lives in its own xxx_cmd.go.
 type CLI struct {
-	Dir string `short:"C" name:"dir" placeholder:"DIR" help:"Run in DIR, the project root (default: the working directory)."`
+	Dir      string `short:"C" name:"dir" placeholder:"DIR" help:"Run in DIR, the project root (default: the working directory)."`
+	StateDir string `name:"state-dir" env:"PIPECTL_STATE_DIR" placeholder:"DIR" help:"Keep runs, cache, venvs and the local MLflow store in DIR (default: .pipectl in the project root)."`
 
 	Validate  ValidateCmd  `cmd:"" help:"Check specs against the schemas and pipectl's rules."`
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
@@ -94,6 +95,10 @@ func runApp(app *App, args []string) (code int) {
 	}
 	if err := app.setRoot(cli.Dir); err != nil {
 		return app.errorCode(err)
+	}
+	app.State = cli.StateDir
+	if app.State != "" && !filepath.IsAbs(app.State) {
+		app.State = filepath.Join(app.Root, app.State)
 	}
 	return app.errorCode(kctx.Run())
 }

@@ -58,8 +58,14 @@ func (a *App) clock() (now func() time.Time, frozen bool, err error) {
 	return func() time.Time { return t }, true, nil
 }
 
-// stateDir is the project's .pipectl directory.
-func (a *App) stateDir() string { return filepath.Join(a.Root, ".pipectl") }
+// stateDir is where pipectl keeps its state: --state-dir, or the
+// project's .pipectl directory.
+func (a *App) stateDir() string {
+	if a.State != "" {
+		return a.State
+	}
+	return filepath.Join(a.Root, ".pipectl")
+}
 
 // records returns the run store.
 func (a *App) records() (*record.Store, error) {
