@@ -46,6 +46,8 @@ type loader struct {
 	// checks do not report consequences of the same problem.
 	errPaths []string
 	project  *Project
+	// current is the user's value of the package being checked.
+	current cue.Value
 }
 
 // Load loads the spec packages at paths (directories, or .cue files loaded
@@ -150,6 +152,8 @@ func (l *loader) loadInstance(args []string) {
 		}
 		unified := raw.Unify(l.schema.def("#Spec"))
 		l.addCUEError(unified.Validate(cue.All()), []string{"#Spec"}, raw)
+		l.current = raw
+		l.reportUnknownFields(raw, nil)
 		l.reportMissing(unified, raw)
 		l.decodePipelines(unified, raw)
 	}
@@ -255,6 +259,65 @@ func (l *loader) modelTypeAt(raw cue.Value, p []string) string {
 	}
 	mt, _ := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(p[:4]), "params", "model_type"))...)).String()
 	return mt
+}
+
+// reportUnknownFields walks the user's value and reports fields that the
+// schema does not know. CUE reports "field not allowed" only when nothing
+// else is wrong, so a typo next to a range error would go unseen.
+func (l *loader) reportUnknownFields(raw cue.Value, p []string) {
+	it, err := raw.Fields()
+	if err != nil {
+		return
+	}
+	valid, modelType := l.allowedFields(raw, p)
+	for it.Next() {
+		name := it.Selector().Unquoted()
+		child := append(slices.Clone(p), name)
+		field := joinPath(child)
+		if valid != nil && !slices.Contains(valid, name) {
+			if !l.hasError(field) {
+				summary, fix := explain(cueIssue{path: child, kind: kindNotAllowed}, field, valid, modelType)
+				pos := it.Value().Pos()
+				if !isUserPos(pos) {
+					pos = rawPos(raw, nil)
+				}
+				l.add(diag.Diagnostic{Severity: diag.Error, Pos: toPos(pos), Path: field, Summary: summary, Fix: fix})
+			}
+			continue
+		}
+		if it.Value().IncompleteKind() == cue.StructKind {
+			l.reportUnknownFields(it.Value(), child)
+		}
+	}
+}
+
+// allowedFields returns the field names the schema allows in the struct at
+// p (nil when any name is allowed, e.g. maps of stages), and the model type
+// when p is a train stage's model_params.
+func (l *loader) allowedFields(v cue.Value, p []string) ([]string, string) {
+	n := len(p)
+	switch {
+	case n == 6 && p[2] == "stages" && p[4] == "params" && p[5] == "model_params":
+		mt := l.stageField(p[:4], "params", "model_type")
+		return l.schema.ModelParamNames(mt), mt
+	case n == 5 && p[2] == "stages" && p[4] == "params":
+		if def, ok := paramsDef[l.stageField(p[:4], "type")]; ok {
+			return fieldNames(l.schema.def(def)), ""
+		}
+		return nil, ""
+	}
+	if def := schemaDefFor(p); def != "" {
+		return fieldNames(l.schema.def(def)), ""
+	}
+	return nil, ""
+}
+
+// stageField reads a string field of the stage at stagePath from the value
+// being checked.
+func (l *loader) stageField(stagePath []string, field ...string) string {
+	v := l.current.LookupPath(cue.MakePath(selectors(append(slices.Clone(stagePath), field...))...))
+	s, _ := v.String()
+	return s
 }
 
 // reportMissing adds a diagnostic for each required field without a value.

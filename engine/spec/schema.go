@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 
 	"cuelang.org/go/cue"
@@ -191,6 +192,17 @@ func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[st
 		summary, fix := explain(ce, field, valid, modelType)
 		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
 	}
+	// CUE reports "field not allowed" only when nothing else is wrong:
+	// name unknown keys ourselves so that every problem shows at once.
+	issues = appendUnknownKeys(issues, "", givenParams, fieldNames(s.def(defName)), "")
+	if mp, ok := givenParams["model_params"].(map[string]any); ok && modelType != "" {
+		if valid := s.ModelParamNames(modelType); valid != nil {
+			issues = appendUnknownKeys(issues, "model_params.", mp, valid, modelType)
+		}
+	}
+	if f, ok := givenParams["features"].(map[string]any); ok && defName == "#TrainParams" {
+		issues = appendUnknownKeys(issues, "features.", f, fieldNames(s.def("#Features")), "")
+	}
 	if len(issues) > 0 {
 		return issues
 	}
@@ -253,4 +265,26 @@ func syntaxOf(v cue.Value) string {
 		return ""
 	}
 	return string(b)
+}
+
+// appendUnknownKeys adds an "unknown field" issue for each key of given not
+// in valid, unless an issue for that field exists already. modelType words
+// the message for model_params.
+func appendUnknownKeys(issues []ParamIssue, prefix string, given map[string]any, valid []string, modelType string) []ParamIssue {
+	for _, k := range sortedKeys(given) {
+		if slices.Contains(valid, k) {
+			continue
+		}
+		field := prefix + k
+		if slices.ContainsFunc(issues, func(is ParamIssue) bool { return is.Field == field }) {
+			continue
+		}
+		path := []string{k}
+		if prefix != "" {
+			path = []string{strings.TrimSuffix(prefix, "."), k}
+		}
+		summary, fix := explain(cueIssue{path: path, kind: kindNotAllowed}, field, valid, modelType)
+		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
+	}
+	return issues
 }

@@ -1,0 +1,108 @@
+"""Classifiers and the full model pipeline: normalise -> TF-IDF features -> classifier.
+
+`model_params` go to the estimator unchanged, except for a few documented extras:
+
+- naive_bayes: `variant` = "complement" (default, ComplementNB: better on imbalanced text classes)
+  or "multinomial" (MultinomialNB); the other keys are the chosen estimator's parameters.
+- linear_svc: `calibration` = "sigmoid" (default) or "isotonic" and `calibration_cv` (default 5)
+  configure the CalibratedClassifierCV that gives LinearSVC probabilities; the other keys are
+  LinearSVC's parameters.
+- logistic_regression: `max_iter` defaults to 1000 (scikit-learn's 100 often stops before TF-IDF
+  features converge).
+
+`random_state` defaults to the stage's `seed` where the estimator has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .params import ParamError, check_keys
+
+MODEL_TYPES = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc")
+NB_VARIANTS = ("complement", "multinomial")
+CALIBRATION_METHODS = ("sigmoid", "isotonic")
+
+
+def _estimator_class(model_type: str, variant: str = "complement") -> type:
+    if model_type == "naive_bayes":
+        from sklearn.naive_bayes import ComplementNB, MultinomialNB
+
+        return ComplementNB if variant == "complement" else MultinomialNB
+    if model_type == "logistic_regression":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression
+    if model_type == "random_forest":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier
+    if model_type == "linear_svc":
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC
+    raise ParamError(f"parameter 'model_type' must be one of {', '.join(MODEL_TYPES)}; got {model_type!r}")
+
+
+def _extras(model_type: str) -> dict[str, Any]:
+    return {
+        "naive_bayes": {"variant": "complement"},
+        "linear_svc": {"calibration": "sigmoid", "calibration_cv": 5},
+    }.get(model_type, {})
+
+
+def valid_param_names(model_type: str, variant: str = "complement") -> list[str]:
+    cls = _estimator_class(model_type, variant)
+    return sorted(set(cls().get_params(deep=False)) | set(_extras(model_type)))
+
+
+def build_classifier(model_type: str, model_params: Mapping[str, Any], seed: int) -> Any:
+    """The classifier for `model_type`, configured from `model_params` (validated names)."""
+    params = dict(model_params)
+    extras = {k: params.pop(k, v) for k, v in _extras(model_type).items()}
+    variant = extras.get("variant", "complement")
+    if model_type == "naive_bayes" and variant not in NB_VARIANTS:
+        raise ParamError(f"model_params.variant must be one of {', '.join(NB_VARIANTS)}; got {variant!r}")
+    cls = _estimator_class(model_type, variant)
+    check_keys(
+        f"model_params ({model_type}{'/' + variant if model_type == 'naive_bayes' else ''})",
+        model_params,
+        valid_param_names(model_type, variant),
+    )
+    defaults = cls().get_params(deep=False)
+    if "random_state" in defaults:
+        params.setdefault("random_state", seed)
+    if model_type == "logistic_regression":
+        params.setdefault("max_iter", 1000)
+    estimator = cls(**params)
+    if model_type != "linear_svc":
+        return estimator
+
+    from sklearn.calibration import CalibratedClassifierCV
+
+    method, cv = extras["calibration"], extras["calibration_cv"]
+    if method not in CALIBRATION_METHODS:
+        raise ParamError(
+            f"model_params.calibration must be one of {', '.join(CALIBRATION_METHODS)}; got {method!r}"
+        )
+    if not isinstance(cv, int) or isinstance(cv, bool) or cv < 2:
+        raise ParamError(f"model_params.calibration_cv must be an integer >= 2, got {cv!r}")
+    return CalibratedClassifierCV(estimator, method=method, cv=cv)
+
+
+def build_pipeline(
+    model_type: str, model_params: Mapping[str, Any], features: Mapping[str, Any], seed: int
+) -> Any:
+    """The whole model: raw texts in, labels and probabilities out."""
+    from sklearn.pipeline import Pipeline
+
+    from .features import TextNormalizer, build_features
+
+    return Pipeline(
+        [
+            ("normalise", TextNormalizer()),
+            ("features", build_features(features)),
+            ("classifier", build_classifier(model_type, model_params, seed)),
+        ]
+    )

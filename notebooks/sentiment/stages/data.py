@@ -1,0 +1,252 @@
+"""The data stage: raw CSV -> cleaned, split, versioned dataset (docs/STAGES.md, "data")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .. import params as P
+from ..cleaning import CONFLICT_POLICIES
+from ..context import CONTEXT_WIDGETS, Context
+from ..result import StageResult
+
+WIDGETS: dict[str, str] = {
+    "data_name": "financial_news",
+    "data_version": "v1",
+    "source": "data/sample/financial_news.csv",
+    "encoding": "utf-8",
+    "text_column": "Sentence",
+    "label_column": "Sentiment",
+    "test_size": "0.2",
+    "holdout": "true",
+    "holdout_size": "0.1",
+    "stratify": "",  # empty: ["<label_column>"]; null: no stratification
+    "conflicts": "prefer_non_neutral",
+    "seed": "42",
+    "overwrite": "false",
+    **CONTEXT_WIDGETS,
+}
+
+
+@dataclass(frozen=True)
+class DataParams:
+    data_name: str
+    data_version: str
+    source: str
+    encoding: str
+    text_column: str
+    label_column: str
+    test_size: float
+    holdout: bool
+    holdout_size: float
+    stratify: list[str] | None
+    conflicts: str
+    seed: int
+    overwrite: bool
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, str]) -> DataParams:
+        label_column = P.required(raw, "label_column")
+        text_column = P.required(raw, "text_column")
+        if label_column == text_column:
+            raise P.ParamError(
+                f"parameters 'text_column' and 'label_column' name the same column {text_column!r}"
+            )
+        stratify = P.json_value(raw, "stratify", default=[label_column])
+        if stratify is not None and (
+            not isinstance(stratify, list)
+            or not stratify
+            or not all(isinstance(c, str) and c for c in stratify)
+        ):
+            raise P.ParamError(
+                "parameter 'stratify' must be a non-empty JSON list of column names or null, "
+                f"got {P.get(raw, 'stratify')!r}"
+            )
+        holdout = P.boolean(raw, "holdout", True)
+        test_size = P.number(raw, "test_size", 0.2, low=0, high=1)
+        holdout_size = P.number(raw, "holdout_size", 0.1, low=0, high=1)
+        if holdout and test_size + holdout_size >= 1:
+            raise P.ParamError(
+                f"test_size + holdout_size must be below 1 (train gets the rest), got "
+                f"{test_size:g} + {holdout_size:g}"
+            )
+        return cls(
+            data_name=P.segment(raw, "data_name"),
+            data_version=P.segment(raw, "data_version"),
+            source=P.required(raw, "source"),
+            encoding=P.get(raw, "encoding").strip() or "utf-8",
+            text_column=text_column,
+            label_column=label_column,
+            test_size=test_size,
+            holdout=holdout,
+            holdout_size=holdout_size,
+            stratify=stratify,
+            conflicts=P.choice(raw, "conflicts", CONFLICT_POLICIES, "prefer_non_neutral"),
+            seed=P.integer(raw, "seed", 42, low=0),
+            overwrite=P.boolean(raw, "overwrite", False),
+        )
+
+    def manifest_params(self) -> dict[str, Any]:
+        """The parameters that define the content of a version (not `overwrite`)."""
+        out = asdict(self)
+        out.pop("overwrite")
+        if not self.holdout:
+            out["holdout_size"] = None
+        return out
+
+
+def run(raw: Mapping[str, str]) -> StageResult:
+    raw = {**WIDGETS, **raw}  # a direct call may leave parameters out: use the widget defaults
+    ctx = Context.from_params(raw)
+    p = DataParams.parse(raw)
+    return create(p, ctx)
+
+
+def create(p: DataParams, ctx: Context) -> StageResult:
+    import pandas as pd
+
+    from ..cleaning import clean
+    from ..csvio import DataError, read_bytes, read_csv, require_columns
+    from ..dataset import (
+        FORMAT_VERSION,
+        code_version,
+        content_sha256,
+        label_counts,
+        now_utc,
+        version_dir,
+        write_version,
+    )
+    from ..paths import sha256_bytes
+    from ..split import TRAIN, split_groups
+
+    src = ctx.resolve(p.source)
+    raw_bytes = read_bytes(src)
+    df = read_csv(raw_bytes, p.encoding, src)
+    wanted = {"text_column": p.text_column, "label_column": p.label_column}
+    for i, col in enumerate(p.stratify or []):
+        wanted[f"stratify[{i}]"] = col
+    require_columns(df, wanted, src)
+    print(f"read {len(df)} rows from {src}")
+
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(df))],
+            "text": df[p.text_column],
+            "label": df[p.label_column],
+        }
+    )
+    extra = [c for c in (p.stratify or []) if c not in (p.label_column, p.text_column)]
+    for col in extra:
+        frame[f"stratum:{col}"] = df[col].fillna("").astype(str).to_numpy()
+
+    cleaned, report = clean(frame, p.conflicts)
+    print("cleaning: " + ", ".join(f"{k}={v}" for k, v in report.as_dict().items()))
+    if report.rows_clean == 0:
+        raise DataError(
+            f"{src}: no rows left after cleaning ({report.empty_text} empty texts, "
+            f"{report.missing_label} missing labels, {report.duplicates_removed} duplicates, "
+            f"{report.conflict_rows_removed} removed by conflicts={p.conflicts})"
+        )
+    classes = sorted(cleaned["label"].unique())
+    if len(classes) < 2:
+        raise DataError(
+            f"{src}: only one class ({classes[0]!r}, {report.rows_clean} rows) is left after "
+            f"cleaning column {p.label_column!r}; a classifier needs at least two"
+        )
+
+    def stratum_columns(col: str) -> str:
+        return {p.label_column: "label", p.text_column: "text"}.get(col, f"stratum:{col}")
+
+    if p.stratify is None:
+        strata = [""] * len(cleaned)
+    else:
+        cols = [stratum_columns(c) for c in p.stratify]
+        strata = (
+            cleaned[cols[0]].tolist()
+            if len(cols) == 1
+            else list(cleaned[cols].itertuples(index=False, name=None))
+        )
+    fractions = {"test": p.test_size}
+    if p.holdout:
+        fractions["holdout"] = p.holdout_size
+    assignment = split_groups(strata, cleaned["group"].tolist(), fractions, p.seed)
+    cleaned["split"] = assignment
+
+    splits: dict[str, pd.DataFrame] = {}
+    for name in [TRAIN, *fractions]:
+        part = cleaned[cleaned["split"] == name]
+        splits[name] = part.sort_values("id", key=lambda s: s.astype(int))[
+            ["id", "text", "label"]
+        ].reset_index(drop=True)
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "data_name": p.data_name,
+        "data_version": p.data_version,
+        "created_at": now_utc(),
+        "source": {
+            "path": p.source,
+            "resolved_path": str(src),
+            "sha256": sha256_bytes(raw_bytes),
+            "bytes": len(raw_bytes),
+            "encoding": p.encoding,
+            "rows": len(df),
+            "columns": [str(c) for c in df.columns],
+        },
+        "columns": {"id": "0-based data row of the source", "text": p.text_column, "label": p.label_column},
+        "params": p.manifest_params(),
+        "cleaning": report.as_dict(),
+        "labels": classes,
+        "splits": {
+            name: {
+                "file": f"{name}.parquet",
+                "rows": len(part),
+                "labels": label_counts(part),
+                "sha256": content_sha256(part),
+            }
+            for name, part in splits.items()
+        },
+        "code": code_version(ctx.git_commit),
+        "pipectl": {
+            k: v
+            for k, v in {
+                "run_id": ctx.run_id,
+                "pipeline": ctx.pipeline,
+                "stage": ctx.stage,
+                "target": ctx.target,
+            }.items()
+            if v
+        },
+    }
+    target = version_dir(ctx.data_root, p.data_name, p.data_version)
+    version, written = write_version(target, splits, manifest, p.overwrite)
+    if written:
+        print(f"wrote data version {p.data_name}/{p.data_version} to {target}")
+    else:
+        print(
+            f"data version {p.data_name}/{p.data_version} already exists with identical content: "
+            "nothing written"
+        )
+    m = version.manifest
+    for name, info in m["splits"].items():
+        print(f"  {name}: {info['rows']} rows {info['labels']}")
+
+    rows = {f"rows_{name}": m["splits"].get(name, {}).get("rows", 0) for name in ("train", "test", "holdout")}
+    cleaning = m["cleaning"]
+    return StageResult(
+        outputs={
+            "data_name": p.data_name,
+            "data_version": p.data_version,
+            "data_path": str(target),
+            "manifest_sha256": version.sha256,
+            **rows,
+        },
+        metrics={
+            "rows_raw": cleaning["rows_raw"],
+            "rows_clean": cleaning["rows_clean"],
+            "duplicates_removed": cleaning["duplicates_removed"],
+            "conflicts_resolved": cleaning["conflict_groups"],
+            **rows,
+        },
+    )

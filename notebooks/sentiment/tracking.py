@@ -1,0 +1,171 @@
+"""MLflow helpers: URIs, experiment and registered-model names, loading models, aliases.
+
+Tracking and registry URIs come from the context parameters when set (local executor: its MLflow
+server; Databricks: `databricks` / `databricks-uc`), otherwise MLflow's own environment variables and
+defaults apply, so a notebook also runs interactively.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .context import Context
+from .params import ParamError
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$")
+_MODELS_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+_MODELS_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[A-Za-z0-9_-]+)$")
+_RUNS = re.compile(r"^runs:/(?P<run_id>[0-9A-Za-z]+)/(?P<path>.+)$")
+
+
+def configure(ctx: Context) -> None:
+    import mlflow
+
+    if ctx.tracking_uri:
+        mlflow.set_tracking_uri(ctx.tracking_uri)
+    if ctx.registry_uri:
+        mlflow.set_registry_uri(ctx.registry_uri)
+
+
+def check_model_name(model_name: str) -> str:
+    if not _MODEL_NAME.match(model_name):
+        raise ParamError(
+            f"parameter 'model_name' must be letters, digits, '_' or '-' (no catalog/schema: those "
+            f"come from uc_catalog/uc_schema), got {model_name!r}"
+        )
+    return model_name
+
+
+def registered_name(ctx: Context, model_name: str) -> str:
+    """`<catalog>.<schema>.<model>` on Unity Catalog, the plain name otherwise."""
+    if ctx.uc_catalog:
+        return f"{ctx.uc_catalog}.{ctx.uc_schema}.{model_name}"
+    return model_name
+
+
+def short_name(registered: str) -> str:
+    return registered.rsplit(".", 1)[-1]
+
+
+def experiment_name(ctx: Context, model_name: str) -> str:
+    return f"{ctx.experiment_root}/{model_name}" if ctx.experiment_root else model_name
+
+
+def use_experiment(ctx: Context, model_name: str) -> str:
+    """Select (creating if needed) the experiment of `model_name`; returns its name."""
+    import mlflow
+
+    name = experiment_name(ctx, model_name)
+    if mlflow.get_tracking_uri().startswith("databricks"):
+        if not name.startswith("/"):
+            # Databricks experiments are workspace paths. Without experiment_root (interactive
+            # use) keep the notebook's own experiment rather than fail.
+            print(f"note: no experiment_root; logging to the notebook's experiment, not {name!r}")
+            return "(notebook experiment)"
+        _ensure_workspace_dir(name.rsplit("/", 1)[0])
+    mlflow.set_experiment(name)
+    return name
+
+
+def _ensure_workspace_dir(path: str) -> None:
+    # A Databricks experiment path needs its parent folder to exist. Best effort: on a cluster the
+    # SDK authenticates from the runtime; where it cannot, set_experiment reports the real error.
+    try:
+        from databricks.sdk import WorkspaceClient
+
+        WorkspaceClient().workspace.mkdirs(path)
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported by set_experiment
+        print(f"note: could not create workspace folder {path}: {exc}")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    uri: str
+    name: str = ""
+    version: str = ""
+    alias: str = ""
+    run_id: str = ""
+
+
+def parse_model_uri(uri: str, param: str = "model") -> ModelRef:
+    uri = uri.strip()
+    if m := _MODELS_VERSION.match(uri):
+        return ModelRef(uri, name=m["name"], version=m["version"])
+    if m := _MODELS_ALIAS.match(uri):
+        return ModelRef(uri, name=m["name"], alias=m["alias"])
+    if m := _RUNS.match(uri):
+        return ModelRef(uri, run_id=m["run_id"])
+    raise ParamError(
+        f"parameter {param!r} must be a model URI: models:/NAME/VERSION, models:/NAME@ALIAS or "
+        f"runs:/RUN_ID/model; got {uri!r}"
+    )
+
+
+def qualify_model_uri(ctx: Context, uri: str) -> str:
+    """Give a bare registered-model name its Unity Catalog catalog and schema: a spec writes
+    models:/sentiment_classifier@champion once, and on Databricks that model is
+    <catalog>.<schema>.sentiment_classifier. Names that already have dots, and runs:/ URIs, are
+    left alone."""
+    ref = parse_model_uri(uri)
+    if not ref.name or "." in ref.name or not ctx.uc_catalog:
+        return uri
+    full = registered_name(ctx, ref.name)
+    return "models:/" + full + uri.strip()[len("models:/") + len(ref.name) :]
+
+
+def client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def resolve_version(ref: ModelRef) -> ModelRef:
+    """Fill in name and version: an alias is looked up in the registry; a runs:/ URI gets the
+    registered version created from that run when there is exactly one."""
+    if ref.version:
+        return ref
+    c = client()
+    if ref.alias:
+        mv = c.get_model_version_by_alias(ref.name, ref.alias)
+        return ModelRef(ref.uri, name=ref.name, version=str(mv.version), alias=ref.alias)
+    try:
+        versions = c.search_model_versions(f"run_id='{ref.run_id}'")
+    except Exception:  # noqa: BLE001 - some registries cannot search by run; the version is optional
+        versions = []
+    if len(versions) == 1:
+        return ModelRef(ref.uri, name=versions[0].name, version=str(versions[0].version), run_id=ref.run_id)
+    return ref
+
+
+def allow_model_loading() -> None:
+    """MLflow refuses to deserialise models (pickle and skops alike) outside Databricks unless
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true; log_model also re-loads the model to check its
+    input example. These models come from the pipeline's own registry, so we allow it unless the
+    environment explicitly says otherwise."""
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+
+
+def load_model(uri: str) -> Any:
+    """Load a scikit-learn model logged by the train stage (see `allow_model_loading`)."""
+    allow_model_loading()
+    import mlflow.sklearn
+
+    model = mlflow.sklearn.load_model(uri)
+    if not hasattr(model, "predict_proba"):
+        raise ParamError(f"model {uri} has no predict_proba; pipectl models must give probabilities")
+    return model
+
+
+def get_alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
