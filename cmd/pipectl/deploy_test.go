@@ -90,7 +90,7 @@ func TestDevEmulator(t *testing.T) {
 	app := &App{Ctx: ctx, Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }}
 	done := make(chan int)
 	go func() {
-		done <- runApp(app, []string{"dev", "databricks-emulator", "--state-dir", t.TempDir(), "--token", "dapi-demo-token"})
+		done <- runApp(app, []string{"dev", "databricks-emulator", "--emulator-dir", t.TempDir(), "--token", "dapi-demo-token"})
 	}()
 	want := regexp.MustCompile(`^export DATABRICKS_HOST=(http://127\.0\.0\.1:[0-9]+)\nexport DATABRICKS_TOKEN=dapi-demo-token\n$`)
 	var host string

@@ -19,7 +19,7 @@ type DevCmd struct {
 // DevEmulatorCmd serves the emulator until interrupted.
 type DevEmulatorCmd struct {
 	Port   int      `default:"0" help:"Port on 127.0.0.1 (0: a free one)."`
-	State  string   `name:"state-dir" placeholder:"DIR" help:"State directory: workspace, Volumes, run logs, MLflow store (default: a new temporary directory, kept)."`
+	State  string   `name:"emulator-dir" placeholder:"DIR" help:"The emulator's directory: workspace, Volumes, run logs, MLflow store (default: a new temporary directory, kept)."`
 	Token  string   `placeholder:"TOKEN" help:"Bearer token clients must send (default: a random one, printed)."`
 	Python string   `default:"python3" help:"Python with the notebooks' requirements (notebooks/requirements.txt), to run notebooks and MLflow."`
 	Path   []string `name:"python-path" sep:"none" placeholder:"DIR" help:"Extra PYTHONPATH entry for notebooks, e.g. a notebooks/ directory with pipectl_runner (repeatable)."`
