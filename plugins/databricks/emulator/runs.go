@@ -198,6 +198,21 @@ func (e *Emulator) RunIDs() []int64 {
 	return ids
 }
 
+// TaskRunIDs returns the ids of a run's task runs, in task order.
+func (e *Emulator) TaskRunIDs(runID int64) []int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.runs[runID]
+	if !ok {
+		return nil
+	}
+	var ids []int64
+	for _, t := range r.tasks {
+		ids = append(ids, t.id)
+	}
+	return ids
+}
+
 // TaskLog returns what the notebook process of a task run printed.
 func (e *Emulator) TaskLog(taskRunID int64) string {
 	e.mu.Lock()
