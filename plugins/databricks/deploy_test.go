@@ -191,13 +191,13 @@ func TestDeployIsIdempotent(t *testing.T) {
 	}
 }
 
-// TestConcurrentDeploysLeaveOneJob makes deploys race: every one lists
-// before any creates (the list calls are held back), so each creates a job,
-// and they must converge on one.
+// TestConcurrentDeploysLeaveOneJob makes deploys race: the emulator holds
+// their first job listings until all have arrived, so every deploy sees no
+// job and creates one, and they must converge on one.
 func TestConcurrentDeploysLeaveOneJob(t *testing.T) {
 	r := newDeployRig(t, emulator.Options{Python: dbtest.NoPython})
 	const n = 4
-	r.e.InjectHTTP(emulator.HTTPFault{Endpoint: "GET /api/2.2/jobs/list", Delay: 300 * time.Millisecond, Count: n})
+	r.e.InjectHTTP(emulator.HTTPFault{Endpoint: "GET /api/2.2/jobs/list", Gather: n})
 	pl := r.plan(t, "dev")
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -217,7 +217,7 @@ func TestConcurrentDeploysLeaveOneJob(t *testing.T) {
 		t.Error(err)
 	}
 	calls := r.e.Calls()
-	if calls["POST /api/2.2/jobs/create"] < 2 {
+	if calls["POST /api/2.2/jobs/create"] != n {
 		t.Fatalf("the deploys did not race (%d creates); the test proves nothing", calls["POST /api/2.2/jobs/create"])
 	}
 	all := r.jobs(t)

@@ -18,6 +18,10 @@ type HTTPFault struct {
 	Status int
 	// Delay is how long the emulator waits before answering.
 	Delay time.Duration
+	// Gather holds matching requests until this many have arrived, then
+	// lets them all proceed (within 30 s), so that tests can make calls
+	// from concurrent clients overlap. It sets Count.
+	Gather int
 	// Count is how many matching requests fail; at least 1.
 	Count int
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up);
@@ -25,10 +29,27 @@ type HTTPFault struct {
 	RetryAfter time.Duration
 	// ErrorCode and Message override the body's error_code and message.
 	ErrorCode, Message string
+
+	gathered int
+	release  chan struct{}
+}
+
+// arrive registers a request held by a Gather fault and returns the
+// channel that releases it; callers hold e.mu.
+func (f *HTTPFault) arrive() <-chan struct{} {
+	f.gathered++
+	if f.gathered == f.Gather {
+		close(f.release)
+	}
+	return f.release
 }
 
 // InjectHTTP queues a fault; faults are used in the order injected.
 func (e *Emulator) InjectHTTP(f HTTPFault) {
+	if f.Gather > 0 {
+		f.Count = f.Gather
+		f.release = make(chan struct{})
+	}
 	if f.Count < 1 {
 		f.Count = 1
 	}

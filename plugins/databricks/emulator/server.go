@@ -201,7 +201,19 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.calls[ep]++
 	fault := e.takeHTTPFault(ep)
+	var held <-chan struct{}
+	if fault != nil && fault.Gather > 0 {
+		held = fault.arrive()
+	}
 	e.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if fault != nil {
 		if fault.Delay > 0 {
 			select {
