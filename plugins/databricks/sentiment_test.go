@@ -223,7 +223,7 @@ func TestSentimentOnEmulator(t *testing.T) {
 			t.Errorf("job inference wrote %v, want %s ({{job.run_id}} as pipectl_run_id)", ev.Outputs["predictions_path"], want)
 		}
 	}
-	report(t, "job run (run-now, all tasks)", time.Since(start), len(run.Tasks), callsBefore, e.Calls())
+	report(t, "job run (run-now; the runs/get are this test's own polls, every 200 ms)", time.Since(start), len(run.Tasks), callsBefore, e.Calls())
 
 	for _, w := range written {
 		if strings.Contains(w, dbtest.Token) {
