@@ -55,6 +55,8 @@ type App struct {
 	Stderr io.Writer
 	// Root is the project root: -C or the working directory.
 	Root string
+	// State is --state-dir (absolute), or "" for Root/.pipectl.
+	State string
 	// Getenv reads the environment (tests may replace it).
 	Getenv func(string) string
 	// Registry holds the executors; built on first use, closed by run.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/plugin"
+	"github.com/pipectl/pipectl/plugins/databricks"
 	"github.com/pipectl/pipectl/plugins/local"
 	"github.com/pipectl/pipectl/plugins/noop"
 )
@@ -23,9 +24,10 @@ import (
 // the plugin protocol, so built-ins and third-party plugins take the same
 // path (gRPC, cancellation, crash handling).
 var builtinExecutors = map[string]func() executor.Executor{
-	noop.Name: noop.New,
+	noop.Name:       noop.New,
+	databricks.Name: func() executor.Executor { return databricks.New(os.Getenv) },
 	local.Name: func() executor.Executor {
-		return local.New(local.Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(), Version: version})
+		return local.New(local.Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ()})
 	},
 }
 

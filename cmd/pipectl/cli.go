@@ -15,17 +15,23 @@ import (
 
 // CLI is the command line. Each command lives in its own xxx_cmd.go.
 type CLI struct {
-	Dir string `short:"C" name:"dir" placeholder:"DIR" help:"Run in DIR, the project root (default: the working directory)."`
+	Dir      string `short:"C" name:"dir" placeholder:"DIR" help:"Run in DIR, the project root (default: the working directory)."`
+	StateDir string `name:"state-dir" env:"PIPECTL_STATE_DIR" placeholder:"DIR" help:"Keep runs, cache, venvs and the local MLflow store in DIR (default: .pipectl in the project root)."`
 
 	Validate  ValidateCmd  `cmd:"" help:"Check specs against the schemas and pipectl's rules."`
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`
+	Run       RunCmd       `cmd:"" help:"Run a pipeline: stages in DAG order, in parallel where they can, cached where nothing changed."`
+	Runs      RunsCmd      `cmd:"" help:"List runs, or show one (runs show RUN_ID)."`
+	Logs      LogsCmd      `cmd:"" help:"Print a stage's log of a run."`
 	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
-	UI        UICmd        `cmd:"" name:"ui" help:"Serve the MLflow UI on the local store (.pipectl/mlflow)."`
+	Deploy    DeployCmd    `cmd:"" help:"Deploy a pipeline as a scheduled multi-task Databricks job (or --destroy it)."`
+	UI        UICmd        `cmd:"" name:"ui" help:"Serve the MLflow UI on the local store (<state dir>/mlflow)."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`
 	Executors ExecutorsCmd `cmd:"" help:"List executors: built-ins and plugins found, with version and protocol, or why one is ignored."`
 	Executor  ExecutorCmd  `cmd:"" name:"__executor" hidden:"" help:"Serve a built-in executor to pipectl (internal)."`
+	Dev       DevCmd       `cmd:"" help:"Developer tools: a Databricks API emulator."`
 }
 
 // SpecFlags selects the spec packages of commands that take a pipeline.
@@ -92,6 +98,10 @@ func runApp(app *App, args []string) (code int) {
 	}
 	if err := app.setRoot(cli.Dir); err != nil {
 		return app.errorCode(err)
+	}
+	app.State = cli.StateDir
+	if app.State != "" && !filepath.IsAbs(app.State) {
+		app.State = filepath.Join(app.Root, app.State)
 	}
 	return app.errorCode(kctx.Run())
 }

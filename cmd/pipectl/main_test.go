@@ -65,6 +65,9 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("PIPECTL_UPDATE") == "1",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", repo)
+			// Scripts that run against $REPO must not read or write the
+			// repository's own .pipectl (a developer's runs and cache).
+			env.Setenv("PIPECTL_STATE_DIR", filepath.Join(env.WorkDir, ".pipectl"))
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			for _, nb := range []string{"create_data", "train_model", "evaluate_models", "run_inference"} {
 				path := filepath.Join(env.WorkDir, "notebooks", nb+".py")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pipectl/pipectl/engine/plan"
+	runner "github.com/pipectl/pipectl/engine/run"
 	"github.com/pipectl/pipectl/engine/spec"
 )
 
@@ -20,6 +22,10 @@ type PlanCmd struct {
 	Target   string   `short:"t" help:"Target (default: the pipeline's default_target)."`
 	Set      []string `name:"set" sep:"none" placeholder:"STAGE.PARAM=VALUE" help:"Override a stage parameter for this plan (repeatable)."`
 	JSON     bool     `name:"json" help:"Print the plan as JSON."`
+	Explain  bool     `name:"explain" help:"For each stage that will run, list what changed since its last cached result."`
+	// RunFlags make every run command line a valid plan command line;
+	// --parallelism and --wait change nothing here.
+	RunFlags
 }
 
 // buildPlan loads the pipeline and plans it on a target with --set values;
@@ -50,17 +56,48 @@ func (a *App) buildPlan(specs []string, pipeline, target string, sets []string) 
 	return pl, nil
 }
 
-// Run prints the plan.
+// Run prints the plan with what the cache says about each stage.
 func (c *PlanCmd) Run(app *App) error {
-	pl, err := app.buildPlan(c.Specs, c.Pipeline, c.Target, c.Set)
+	target, sets, err := app.resumeTarget(c.RunFlags, c.Pipeline, c.Target, c.Set)
+	if err != nil {
+		return err
+	}
+	pl, err := app.buildPlan(c.Specs, c.Pipeline, target, sets)
+	if err != nil {
+		return err
+	}
+	decisions, err := app.preview(pl, c.RunFlags, sets)
 	if err != nil {
 		return err
 	}
 	if c.JSON {
-		return writePlanJSON(app.Stdout, pl)
+		return writePlanJSON(app.Stdout, pl, decisions)
 	}
-	writePlanText(app.Stdout, pl)
+	writePlanText(app.Stdout, pl, decisions, c.Explain)
 	return nil
+}
+
+// preview says what a run with these flags would do with each stage.
+func (a *App) preview(pl *plan.Plan, f RunFlags, sets []string) (map[string]*runner.Decision, error) {
+	r, err := a.newRunner(pl)
+	if err != nil {
+		return nil, err
+	}
+	p, err := r.Prepare(a.Ctx, f.runOptions(sets))
+	var ue *runner.UsageError
+	switch {
+	case errors.As(err, &ue):
+		return nil, invalidf("%v", ue.Err)
+	case errors.Is(err, runner.ErrNothingToResume):
+		return nil, invalidf("%v", err)
+	case err != nil:
+		return nil, err
+	}
+	out := map[string]*runner.Decision{}
+	for _, d := range p.Preview(a.Ctx) {
+		out[d.Stage] = d
+	}
+	return out, nil
 }
 
 // planJSON is the stable JSON form of a plan.
@@ -82,9 +119,11 @@ type stagePlanJSON struct {
 	Retries  int               `json:"retries"`
 	Timeout  string            `json:"timeout"`
 	Params   map[string]string `json:"params"`
+	// Cache says whether the stage will run and why (run.Decision).
+	Cache *runner.Decision `json:"cache"`
 }
 
-func writePlanJSON(w io.Writer, pl *plan.Plan) error {
+func writePlanJSON(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Decision) error {
 	out := planJSON{
 		Pipeline: pl.Pipeline.Name, Target: pl.Target.Name, Executor: pl.Target.Executor,
 		SpecHash: pl.Pipeline.Hash, Schedule: pl.Pipeline.Schedule, Layers: pl.Layers,
@@ -98,7 +137,7 @@ func writePlanJSON(w io.Writer, pl *plan.Plan) error {
 		}
 		out.Stages[name] = stagePlanJSON{
 			Type: st.Type, Executor: st.Executor, Notebook: st.Notebook, Needs: needs,
-			Retries: st.Retries, Timeout: fmtDuration(st.Timeout), Params: params,
+			Retries: st.Retries, Timeout: fmtDuration(st.Timeout), Params: params, Cache: decisions[name],
 		}
 	}
 	enc := json.NewEncoder(w)
@@ -106,7 +145,7 @@ func writePlanJSON(w io.Writer, pl *plan.Plan) error {
 	return enc.Encode(out)
 }
 
-func writePlanText(w io.Writer, pl *plan.Plan) {
+func writePlanText(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Decision, explain bool) {
 	p := pl.Pipeline
 	fmt.Fprintf(w, "pipeline %s on target %s (executor %s, %s)\n", p.Name, pl.Target.Name, pl.Target.Executor, pl.Target.Mode)
 	fmt.Fprintf(w, "spec %s\n", shortHash(p.Hash))
@@ -125,6 +164,9 @@ func writePlanText(w io.Writer, pl *plan.Plan) {
 				fmt.Fprintf(w, ", retries %d", st.Retries)
 			}
 			fmt.Fprintf(w, ", timeout %s\n", fmtDuration(st.Timeout))
+			if d := decisions[name]; d != nil {
+				writeDecision(w, d, explain)
+			}
 			params, _ := st.RenderParams(nil)
 			width := 0
 			for k := range params {
@@ -134,6 +176,31 @@ func writePlanText(w io.Writer, pl *plan.Plan) {
 				fmt.Fprintf(w, "      %-*s  %s\n", width, k, params[k])
 			}
 		}
+	}
+}
+
+// writeDecision prints what a run does with a stage: "cached", "will run
+// (why)", and with explain the changes behind a run.
+func writeDecision(w io.Writer, d *runner.Decision, explain bool) {
+	switch d.Action {
+	case runner.ActRun:
+		fmt.Fprintf(w, "      → will run (%s)\n", d.Why())
+		if explain {
+			if len(d.Changes) == 0 && d.Key != "" {
+				fmt.Fprintln(w, "          no earlier result of this stage to compare with")
+			}
+			for _, c := range d.Changes {
+				fmt.Fprintf(w, "          %s: %s\n", c.Reason, c.Detail)
+			}
+		}
+	case runner.ActCached:
+		fmt.Fprintf(w, "      → cached (outputs of run %s)\n", d.FromRun)
+	case runner.ActPrevious:
+		fmt.Fprintf(w, "      → not run: outputs of run %s\n", d.FromRun)
+	case runner.ActReuse:
+		fmt.Fprintf(w, "      → not run: succeeded earlier in run %s\n", d.FromRun)
+	case runner.ActExcluded:
+		fmt.Fprintln(w, "      → not run: not selected by --only/--from")
 	}
 }
 

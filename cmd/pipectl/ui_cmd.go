@@ -22,16 +22,18 @@ func (c *UICmd) Validate() error {
 }
 
 // Run builds the venv if needed, starts the MLflow server on the store
-// under .pipectl/mlflow and waits for Ctrl-C.
+// (<state dir>/mlflow) and waits for Ctrl-C.
 func (c *UICmd) Run(app *App) error {
+	store := local.NewStore(app.stateDir()).Dir
 	return local.ServeUI(app.Ctx, local.UIOptions{
 		ProjectRoot: app.Root,
+		StateDir:    app.stateDir(),
 		Python:      app.Getenv("PIPECTL_PYTHON"),
 		Environ:     os.Environ(),
 		Port:        c.Port,
 		Progress:    func(line string) { fmt.Fprintf(app.Stderr, "pipectl: %s\n", line) },
 		Ready: func(url string) {
-			fmt.Fprintf(app.Stderr, "pipectl: MLflow UI at %s (store .pipectl/mlflow); Ctrl-C stops it\n", url)
+			fmt.Fprintf(app.Stderr, "pipectl: MLflow UI at %s (store %s); Ctrl-C stops it\n", url, app.displayPath(store))
 		},
 	})
 }

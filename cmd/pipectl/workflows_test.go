@@ -376,7 +376,7 @@ func TestInvocationCheckerFails(t *testing.T) {
 		"unknown pipeline":    {args: []string{"run", "sentiment-nope", "--target", "dev"}, env: "dev", want: `no pipeline "sentiment-nope"`},
 		"unknown target":      {args: []string{"run", "sentiment", "--target", "qa"}, env: "qa", want: "qa"},
 		"unknown run flag":    {args: []string{"run", "sentiment", "--taget", "dev"}, env: "dev", want: "--taget"},
-		"unknown plan flag":   {args: []string{"plan", "sentiment", "--only", "data"}, want: "--only"},
+		"unknown plan flag":   {args: []string{"plan", "sentiment", "--dry-run"}, want: "--dry-run"},
 		"bad --set":           {args: []string{"run", "sentiment", "--target", "local", "--set", "data.nope=1"}, want: "nope"},
 		"unknown stage":       {args: []string{"run", "sentiment", "--target", "local", "--only", "trian_lr"}, want: `no stage "trian_lr"`},
 		"deploy local":        {args: []string{"deploy", "sentiment", "--target", "local"}, want: "only Databricks targets deploy"},

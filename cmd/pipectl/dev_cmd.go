@@ -1,0 +1,69 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+)
+
+// DevCmd groups tools for developing and demonstrating pipectl.
+type DevCmd struct {
+	DatabricksEmulator DevEmulatorCmd `cmd:"" name:"databricks-emulator" help:"Serve a Databricks REST API emulator that runs the notebooks it is sent (for demos and tests; see docs/DATABRICKS.md)."`
+}
+
+// DevEmulatorCmd serves the emulator until interrupted.
+type DevEmulatorCmd struct {
+	Port   int      `default:"0" help:"Port on 127.0.0.1 (0: a free one)."`
+	State  string   `name:"emulator-dir" placeholder:"DIR" help:"The emulator's directory: workspace, Volumes, run logs, MLflow store (default: a new temporary directory, kept)."`
+	Token  string   `placeholder:"TOKEN" help:"Bearer token clients must send (default: a random one, printed)."`
+	Python string   `default:"python3" help:"Python with the notebooks' requirements (notebooks/requirements.txt), to run notebooks and MLflow."`
+	Path   []string `name:"python-path" sep:"none" placeholder:"DIR" help:"Extra PYTHONPATH entry for notebooks, e.g. a notebooks/ directory with pipectl_runner (repeatable)."`
+	MLflow string   `name:"mlflow-tracking-uri" placeholder:"URI" help:"MLflow server behind the databricks URIs (default: the emulator starts one)."`
+}
+
+// Run starts the emulator, prints the export lines a client shell needs to
+// stdout and serves until Ctrl-C, which cancels its runs.
+func (c *DevEmulatorCmd) Run(app *App) error {
+	dir := c.State
+	if dir == "" {
+		d, err := os.MkdirTemp("", "pipectl-databricks-emulator-")
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	token := c.Token
+	if token == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		token = "dapi-emulator-" + hex.EncodeToString(b)
+	}
+	var paths []string
+	for _, p := range c.Path {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return invalidf("--python-path %s: %v", p, err)
+		}
+		paths = append(paths, abs)
+	}
+	e, err := emulator.Start(emulator.Options{
+		Dir: dir, Token: token, Addr: "127.0.0.1:" + strconv.Itoa(c.Port), Python: c.Python, PythonPath: paths,
+		MLflowTrackingURI: c.MLflow, Env: []string{"PATH=" + app.Getenv("PATH")},
+		Logf: func(format string, args ...any) { fmt.Fprintf(app.Stderr, "emulator: "+format+"\n", args...) },
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(app.Stdout, "export DATABRICKS_HOST=%s\nexport DATABRICKS_TOKEN=%s\n", e.URL, token)
+	fmt.Fprintf(app.Stderr, "pipectl: Databricks emulator serving %s, state in %s; Ctrl-C stops it\n", e.URL, dir)
+	<-app.Ctx.Done()
+	fmt.Fprintln(app.Stderr, "pipectl: stopping the emulator (cancelling its runs)")
+	return e.Close()
+}

@@ -1,0 +1,5 @@
+package run
+
+import "sync/atomic"
+
+var writes atomic.Int64

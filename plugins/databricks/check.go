@@ -1,0 +1,67 @@
+package databricks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
+	"github.com/databricks/databricks-sdk-go/service/files"
+
+	"github.com/pipectl/pipectl/engine/executor"
+)
+
+var modelVersionURI = regexp.MustCompile(`^models:/([^/@]+)/(\d+)$`)
+
+// CheckOutputs implements executor.Executor: a cached stage's data version
+// directory and predictions file must still be in the Volume (Files API)
+// and its registered model version in Unity Catalog.
+func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
+	cfg, err := ParseConfig(req.Task.Config)
+	if err != nil {
+		return executor.CheckResult{}, err
+	}
+	c, err := e.client(cfg)
+	if err != nil {
+		return executor.CheckResult{}, err
+	}
+	missing := func(what string, err error) (executor.CheckResult, error) {
+		if errors.Is(err, apierr.ErrNotFound) {
+			return executor.CheckResult{Exists: false, Reason: what + " no longer exists"}, nil
+		}
+		return executor.CheckResult{}, c.fail(fmt.Sprintf("check %s", what), err)
+	}
+	out := req.Outputs
+	if p := out["data_path"]; strings.HasPrefix(p, "/Volumes/") {
+		if err := c.W.Files.GetDirectoryMetadata(ctx, files.GetDirectoryMetadataRequest{DirectoryPath: p}); err != nil {
+			return missing("data version "+p, err)
+		}
+	}
+	if p := out["predictions_path"]; strings.HasPrefix(p, "/Volumes/") {
+		if _, err := c.W.Files.GetMetadata(ctx, files.GetMetadataRequest{FilePath: p}); err != nil {
+			return missing("predictions "+p, err)
+		}
+	}
+	name, version := out["model_name"], out["model_version"]
+	if m := modelVersionURI.FindStringSubmatch(out["model_uri"]); m != nil && (name == "" || version == "") {
+		name, version = m[1], m[2]
+	}
+	if name != "" && version != "" && strings.Count(name, ".") == 2 {
+		v, err := strconv.Atoi(version)
+		if err != nil {
+			return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("model version %q is not a number", version)}, nil
+		}
+		mv, err := c.W.ModelVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: name, Version: v})
+		if err != nil {
+			return missing(fmt.Sprintf("model version %s/%d", name, v), err)
+		}
+		if mv.Status != "" && mv.Status != catalog.ModelVersionInfoStatusReady {
+			return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("model version %s/%d is %s", name, v, mv.Status)}, nil
+		}
+	}
+	return executor.CheckResult{Exists: true}, nil
+}

@@ -1,0 +1,481 @@
+package databricks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+
+	"github.com/pipectl/pipectl/engine/plan"
+	"github.com/pipectl/pipectl/engine/schedule"
+	"github.com/pipectl/pipectl/engine/spec"
+)
+
+// Tags pipectl puts on the jobs it deploys. KeyTag identifies a deployed
+// job without any local state: deploys find their job by name and key.
+const (
+	KeyTag      = "pipectl_key"
+	pipelineTag = "pipectl_pipeline"
+	targetTag   = "pipectl_target"
+	specTag     = "pipectl_spec_hash"
+	commitTag   = "pipectl_git_commit"
+)
+
+// JobName is the deterministic name of the job of a pipeline on a target.
+func JobName(pipeline, target string) string {
+	return fmt.Sprintf("[pipectl] %s (%s)", pipeline, target)
+}
+
+// JobKey is the value of the pipectl_key tag of that job: a pipeline, a
+// target and the workspace folder pipectl deploys into.
+func JobKey(pipeline, target, workspaceRoot string) string {
+	sum := sha256.Sum256([]byte("pipectl-job|" + pipeline + "|" + target + "|" + apiPath(workspaceRoot)))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// deployRefs maps a plan's references to dynamic value references of a
+// job: upstream outputs to task values, the run to the job run.
+func deployRefs(r spec.Ref) (string, bool) {
+	switch {
+	case r.Stage != "":
+		return "{{tasks." + r.Stage + ".values." + r.Output + "}}", true
+	case r.Run == "date":
+		return "{{job.start_time.iso_date}}", true
+	case r.Run == "id":
+		return "{{job.run_id}}", true
+	}
+	return "", false
+}
+
+// JobSettings renders a plan as one multi-task job: a notebook task per
+// stage with depends_on from the plan's graph, parameters wired through
+// task values, the schedule as Quartz cron in UTC (paused on development
+// targets) and tags that identify the deployment.
+func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gitCommit string) (jobs.JobSettings, error) {
+	p, t := pl.Pipeline, pl.Target
+	s := jobs.JobSettings{
+		Name:              JobName(p.Name, t.Name),
+		Description:       strings.TrimSpace(p.Description + "\n\nDeployed by pipectl from specs; changes made here are overwritten by the next pipectl deploy."),
+		MaxConcurrentRuns: cfg.MaxConcurrentRuns,
+		Queue:             &jobs.QueueSettings{Enabled: true},
+		Environments:      environments(cfg, reqs),
+		GitSource:         loc.gitSource(),
+		EditMode:          jobs.JobEditModeUiLocked,
+	}
+	tags := map[string]string{}
+	maps.Copy(tags, p.Tags)
+	maps.Copy(tags, map[string]string{pipelineTag: p.Name, targetTag: t.Name, specTag: p.Hash,
+		KeyTag: JobKey(p.Name, t.Name, cfg.WorkspaceRoot)})
+	if gitCommit != "" {
+		tags[commitTag] = gitCommit
+	}
+	if len(tags) > 25 {
+		return s, fmt.Errorf("the job would carry %d tags; Databricks allows 25 (pipectl uses 5): drop some of the pipeline's tags", len(tags))
+	}
+	s.Tags = tags
+	if p.Schedule != "" {
+		sch, err := schedule.Parse(p.Schedule)
+		if err != nil {
+			return s, err
+		}
+		quartz, err := sch.Quartz()
+		if err != nil {
+			return s, err
+		}
+		pause := jobs.PauseStatusUnpaused
+		if t.Mode != "production" {
+			pause = jobs.PauseStatusPaused
+		}
+		s.Schedule = &jobs.CronSchedule{QuartzCronExpression: quartz, TimezoneId: schedule.Timezone, PauseStatus: pause}
+	}
+	for _, name := range pl.Order() {
+		st := pl.Stages[name]
+		if st.Executor != Name {
+			return s, fmt.Errorf("stage %s runs on executor %q on target %s; a deployed Databricks job can only run databricks stages", name, st.Executor, t.Name)
+		}
+		params, err := st.RenderParams(deployRefs)
+		if err != nil {
+			return s, err
+		}
+		ctxParams := contextParams(cfg, p.Name, name, t.Name, "{{job.run_id}}", loc.projectRoot(), gitCommit)
+		task := jobs.Task{TaskKey: name, NotebookTask: loc.notebookTask(st.Notebook, withContext(params, ctxParams)),
+			TimeoutSeconds: timeoutSeconds(st.Timeout), MaxRetries: st.Retries}
+		if st.Retries > 0 {
+			task.MinRetryIntervalMillis = int(st.RetryBackoff.Milliseconds())
+		}
+		for _, need := range slices.Sorted(slices.Values(st.Needs)) {
+			task.DependsOn = append(task.DependsOn, jobs.TaskDependency{TaskKey: need})
+		}
+		applyCompute(cfg, reqs, &task)
+		s.Tasks = append(s.Tasks, task)
+	}
+	return s, nil
+}
+
+// Deployer deploys plans as jobs.
+type Deployer struct {
+	// Env reads the environment (credentials, GITHUB_*).
+	Env Env
+	// Transport is the HTTP transport under the retry layer (nil: default).
+	Transport http.RoundTripper
+}
+
+// DeployOptions select what Deploy does.
+type DeployOptions struct {
+	// ProjectRoot holds the notebooks.
+	ProjectRoot string
+	// GitCommit is the project's commit (tags and the git_commit parameter);
+	// a git source's commit takes precedence.
+	GitCommit string
+	// DryRun reads the workspace and reports, but changes nothing.
+	DryRun bool
+}
+
+// Outcome is what a deploy did (or, dry, would do).
+type Outcome struct {
+	Host   string
+	DryRun bool
+	// Code describes the notebooks' location: a code folder (imported now,
+	// or already there) or a git source.
+	Code CodeOutcome
+	// Action is "create", "update" or "unchanged" (deploy), "delete" or
+	// "absent" (destroy).
+	Action string
+	JobID  int64
+	Name   string
+	// Diff is a line diff of the job settings, deployed vs desired, for
+	// updates; Settings is the whole desired settings for a create.
+	Diff     string
+	Settings string
+	// Removed are duplicate or destroyed jobs; Foreign are jobs with the
+	// same name that pipectl does not manage.
+	Removed []int64
+	Foreign []int64
+	// Dropped are settings made outside pipectl that the update removes.
+	Dropped []string
+}
+
+// CodeOutcome describes the notebooks' location.
+type CodeOutcome struct {
+	Folder   string
+	Files    int
+	Imported bool
+	Present  bool
+	Git      *GitSource
+}
+
+// Deploy creates or updates the job of a plan. It is idempotent and safe
+// without local state: the job is found by name and key tag and reset;
+// after a create it lists again and converges on the lowest job id, so two
+// racing deploys leave one job.
+func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions) (*Outcome, error) {
+	cfg, c, err := d.connect(pl)
+	if err != nil {
+		return nil, err
+	}
+	out := &Outcome{Host: c.Host, DryRun: opts.DryRun, Name: JobName(pl.Pipeline.Name, pl.Target.Name)}
+	loc, commit, err := d.code(ctx, c, cfg, pl, opts, out)
+	if err != nil {
+		return nil, err
+	}
+	reqs, err := readRequirements(opts.ProjectRoot)
+	if err != nil {
+		return nil, err
+	}
+	desired, err := JobSettings(pl, cfg, loc, reqs, commit)
+	if err != nil {
+		return nil, err
+	}
+	key := desired.Tags[KeyTag]
+	ours, foreign, err := findJobs(ctx, c, desired.Name, key)
+	if err != nil {
+		return nil, err
+	}
+	out.Foreign = foreign
+	if len(ours) == 0 {
+		out.Action = "create"
+		out.Settings = renderSettings(desired)
+		if opts.DryRun {
+			return out, nil
+		}
+		created, err := c.W.Jobs.Create(ctx, createJob(desired))
+		if err != nil {
+			return nil, c.fail(fmt.Sprintf("create job %q", desired.Name), err)
+		}
+		out.JobID = created.JobId
+		// Another deploy may have created one at the same time: converge.
+		if ours, _, err = findJobs(ctx, c, desired.Name, key); err != nil {
+			return nil, err
+		}
+		if len(ours) > 1 {
+			if err := d.converge(ctx, c, ours, desired, out); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	keep := ours[0]
+	out.JobID = keep
+	job, err := c.W.Jobs.Get(ctx, jobs.GetJobRequest{JobId: keep})
+	if err != nil {
+		return nil, c.fail(fmt.Sprintf("read job %d", keep), err)
+	}
+	current := jobs.JobSettings{}
+	if job.Settings != nil {
+		current = *job.Settings
+	}
+	diff, dropped := settingsDiff(current, desired)
+	out.Diff, out.Dropped = diff, dropped
+	out.Action = "update"
+	if diff == "" && len(dropped) == 0 {
+		out.Action = "unchanged"
+	}
+	if opts.DryRun {
+		out.Removed = ours[1:]
+		return out, nil
+	}
+	if out.Action == "update" {
+		if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil {
+			return nil, c.fail(fmt.Sprintf("reset job %d", keep), err)
+		}
+	}
+	if len(ours) > 1 {
+		if err := d.converge(ctx, c, ours, desired, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// converge keeps the lowest job id, resets it to the desired settings and
+// deletes the other jobs with the key. A job another deploy deleted first
+// is fine.
+func (d *Deployer) converge(ctx context.Context, c *Client, ids []int64, desired jobs.JobSettings, out *Outcome) error {
+	keep := ids[0]
+	if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil && !errors.Is(err, apierr.ErrNotFound) {
+		return c.fail(fmt.Sprintf("reset job %d", keep), err)
+	}
+	for _, id := range ids[1:] {
+		if err := c.W.Jobs.Delete(ctx, jobs.DeleteJob{JobId: id}); err != nil && !isMissingJob(err) {
+			return c.fail(fmt.Sprintf("delete duplicate job %d", id), err)
+		}
+		out.Removed = append(out.Removed, id)
+	}
+	out.JobID = keep
+	return nil
+}
+
+// isMissingJob recognises "Job N does not exist." (400 on jobs/delete).
+func isMissingJob(err error) bool {
+	return errors.Is(err, apierr.ErrNotFound) || strings.Contains(err.Error(), "does not exist")
+}
+
+// Destroy deletes the job of a pipeline on a target (every job with its
+// key). The imported code folders stay: they are shared and
+// content-addressed.
+func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Outcome, error) {
+	cfg, c, err := d.connect(pl)
+	if err != nil {
+		return nil, err
+	}
+	name := JobName(pl.Pipeline.Name, pl.Target.Name)
+	out := &Outcome{Host: c.Host, DryRun: dryRun, Name: name, Action: "delete"}
+	ours, foreign, err := findJobs(ctx, c, name, JobKey(pl.Pipeline.Name, pl.Target.Name, cfg.WorkspaceRoot))
+	if err != nil {
+		return nil, err
+	}
+	out.Foreign = foreign
+	if len(ours) == 0 {
+		out.Action = "absent"
+		return out, nil
+	}
+	for _, id := range ours {
+		if !dryRun {
+			if err := c.W.Jobs.Delete(ctx, jobs.DeleteJob{JobId: id}); err != nil && !isMissingJob(err) {
+				return nil, c.fail(fmt.Sprintf("delete job %d", id), err)
+			}
+		}
+		out.Removed = append(out.Removed, id)
+	}
+	return out, nil
+}
+
+func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
+	if pl.Target.Executor != Name {
+		return nil, nil, fmt.Errorf("target %s runs on executor %q; pipectl deploy deploys databricks targets", pl.Target.Name, pl.Target.Executor)
+	}
+	cfg, err := ParseConfig(pl.Target.Config(Name))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := NewClient(cfg, d.Env, newRetryTransport(d.Transport))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, c, nil
+}
+
+// code makes the notebooks reachable (imports them unless dry) and returns
+// their location and the commit to record.
+func (d *Deployer) code(ctx context.Context, c *Client, cfg *Config, pl *plan.Plan, opts DeployOptions, out *Outcome) (codeLocation, string, error) {
+	commit := opts.GitCommit
+	if cfg.Source.Kind == SourceGit {
+		g, err := cfg.GitSource(d.Env)
+		if err != nil {
+			return codeLocation{}, "", err
+		}
+		out.Code.Git = &g
+		if g.Commit != "" {
+			commit = g.Commit
+		}
+		return codeLocation{Git: &g}, commit, nil
+	}
+	var notebooks []string
+	for _, name := range pl.Order() {
+		notebooks = append(notebooks, pl.Stages[name].Notebook)
+	}
+	b, err := collectCode(ctx, opts.ProjectRoot, notebooks)
+	if err != nil {
+		return codeLocation{}, "", err
+	}
+	folder := codeFolder(cfg.WorkspaceRoot, b.Hash)
+	out.Code.Folder, out.Code.Files = folder, len(b.Files)
+	if opts.DryRun {
+		exists, err := codeExists(ctx, c, folder)
+		if err != nil {
+			return codeLocation{}, "", err
+		}
+		out.Code.Present = exists
+	} else {
+		var u uploads
+		_, imported, err := u.ensureCode(ctx, c, cfg.WorkspaceRoot, b)
+		if err != nil {
+			return codeLocation{}, "", err
+		}
+		out.Code.Imported, out.Code.Present = imported, !imported
+	}
+	return codeLocation{Folder: folder}, commit, nil
+}
+
+// findJobs lists the jobs named name and splits them into those with the
+// key tag (ours, lowest id first) and the others.
+func findJobs(ctx context.Context, c *Client, name, key string) (ours, foreign []int64, err error) {
+	all, err := c.W.Jobs.ListAll(ctx, jobs.ListJobsRequest{Name: name})
+	if err != nil {
+		return nil, nil, c.fail(fmt.Sprintf("list jobs named %q", name), err)
+	}
+	for _, j := range all {
+		if j.Settings != nil && j.Settings.Tags[KeyTag] == key {
+			ours = append(ours, j.JobId)
+		} else {
+			foreign = append(foreign, j.JobId)
+		}
+	}
+	slices.Sort(ours)
+	slices.Sort(foreign)
+	return ours, foreign, nil
+}
+
+func createJob(s jobs.JobSettings) jobs.CreateJob {
+	var c jobs.CreateJob
+	_ = convertJSON(s, &c)
+	return c
+}
+
+// renderSettings is the settings as indented JSON with sorted keys.
+func renderSettings(s jobs.JobSettings) string {
+	m := settingsMap(s)
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return string(b)
+}
+
+func settingsMap(s jobs.JobSettings) map[string]any {
+	b, _ := json.Marshal(s)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// settingsDiff compares deployed settings with desired ones. Fields the
+// workspace fills in (defaults pipectl never sets) are left out of the
+// comparison; top-level fields set outside pipectl, which a reset removes,
+// are returned as dropped.
+func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
+	cur, want := settingsMap(current), settingsMap(desired)
+	var dropped []string
+	for k, v := range cur {
+		if _, ok := want[k]; !ok && !isEmptyValue(v) && !workspaceDefaults[k] {
+			dropped = append(dropped, k)
+		}
+	}
+	slices.Sort(dropped)
+	pruned := prune(cur, want)
+	a, _ := json.MarshalIndent(pruned, "", "  ")
+	b, _ := json.MarshalIndent(want, "", "  ")
+	return lineDiff(strings.Split(string(a), "\n"), strings.Split(string(b), "\n"), 3), dropped
+}
+
+// workspaceDefaults are top-level settings Databricks fills in on its own.
+var workspaceDefaults = map[string]bool{"format": true, "run_as": true, "email_notifications": true,
+	"webhook_notifications": true, "notification_settings": true, "timeout_seconds": true, "deployment": true}
+
+func isEmptyValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case float64:
+		return x == 0
+	}
+	return false
+}
+
+// prune keeps of have only the keys shape has, recursively (lists element
+// by element), so that fields the workspace adds do not show as changes.
+func prune(have, shape any) any {
+	switch h := have.(type) {
+	case map[string]any:
+		s, ok := shape.(map[string]any)
+		if !ok {
+			return have
+		}
+		out := map[string]any{}
+		for k, v := range h {
+			if sv, ok := s[k]; ok {
+				out[k] = prune(v, sv)
+			}
+		}
+		return out
+	case []any:
+		s, ok := shape.([]any)
+		if !ok {
+			return have
+		}
+		out := make([]any, len(h))
+		for i, v := range h {
+			if i < len(s) {
+				out[i] = prune(v, s[i])
+			} else {
+				out[i] = v
+			}
+		}
+		return out
+	}
+	return have
+}

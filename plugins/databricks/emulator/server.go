@@ -1,0 +1,330 @@
+package emulator
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure an emulator.
+type Options struct {
+	// Dir holds the emulator's state: workspace objects, Volumes, git
+	// checkouts, task logs and the MLflow store. Required.
+	Dir string
+	// Token is the bearer token clients must send. Required.
+	Token string
+	// Addr is where to listen; default 127.0.0.1:0 (a free port).
+	Addr string
+	// Python runs notebooks (python -m pipectl_runner) and, unless
+	// MLflowTrackingURI is set, the MLflow server; it needs the notebooks'
+	// requirements. Empty: notebook tasks end in INTERNAL_ERROR.
+	Python string
+	// PythonPath is put first on the PYTHONPATH of notebook processes, e.g.
+	// where pipectl_runner lives when the imported code does not carry it.
+	// The notebook's own directory always follows.
+	PythonPath []string
+	// Env is added to the environment of notebook processes (KEY=VALUE).
+	Env []string
+	// MLflowTrackingURI is the MLflow tracking server behind the databricks
+	// and databricks-uc URIs. Empty: the emulator starts one with Python on
+	// first use, with its store under Dir.
+	MLflowTrackingURI string
+	// PendingDelay is how long a task run stays PENDING before it runs, as
+	// compute starts; default 0.
+	PendingDelay time.Duration
+	// Logf receives the emulator's own diagnostics; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Emulator is a running Databricks API emulator. Its methods are safe for
+// concurrent use.
+type Emulator struct {
+	// URL is the workspace host, e.g. http://127.0.0.1:41234.
+	URL string
+
+	opts Options
+	ln   net.Listener
+	srv  *http.Server
+
+	mu      sync.Mutex
+	nextID  int64
+	objects map[string]*object
+	jobs    map[int64]*job
+	runs    map[int64]*run
+	tasks   map[int64]*taskRun
+	// submitTokens maps a runs/submit idempotency token to its run.
+	submitTokens map[string]int64
+	// runNowTokens maps "job_id/token" to the run run-now started.
+	runNowTokens map[string]int64
+	calls        map[string]int
+	httpFaults   []*HTTPFault
+	taskFaults   []*TaskFault
+
+	mlflow mlflowState
+
+	// ctx is cancelled by Close: every run stops.
+	ctx     context.Context
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+// Start starts an emulator listening on opts.Addr.
+func Start(opts Options) (*Emulator, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("emulator: Options.Dir is required")
+	}
+	if opts.Token == "" {
+		return nil, errors.New("emulator: Options.Token is required")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = dir
+	for _, sub := range []string{"workspace", "volumes", "runs", "git"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("emulator: %w", err)
+		}
+	}
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen: %w", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	e := &Emulator{
+		URL:          "http://" + ln.Addr().String(),
+		opts:         opts,
+		ln:           ln,
+		nextID:       1000,
+		objects:      map[string]*object{},
+		jobs:         map[int64]*job{},
+		runs:         map[int64]*run{},
+		tasks:        map[int64]*taskRun{},
+		submitTokens: map[string]int64{},
+		runNowTokens: map[string]int64{},
+		calls:        map[string]int{},
+		ctx:          ctx,
+		stop:         stop,
+	}
+	e.initWorkspace()
+	e.srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.logf("serve: %v", err)
+		}
+	}()
+	return e, nil
+}
+
+// Close stops every run (killing notebook processes), the MLflow server it
+// started and the HTTP server.
+func (e *Emulator) Close() error {
+	e.stop()
+	e.running.Wait()
+	// Clients may hold connections they never used (dial races), which
+	// Shutdown waits 5 s for; after a grace period, close them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var err error
+	if e.srv.Shutdown(ctx) != nil {
+		err = e.srv.Close()
+	}
+	e.stopMLflow()
+	return err
+}
+
+func (e *Emulator) logf(format string, args ...any) {
+	if e.opts.Logf != nil {
+		e.opts.Logf(format, args...)
+	}
+}
+
+// id returns a fresh identifier; callers hold e.mu.
+func (e *Emulator) id() int64 {
+	e.nextID++
+	return e.nextID
+}
+
+// Calls returns how many requests each endpoint received ("METHOD /path",
+// path parameters collapsed), including rejected ones.
+func (e *Emulator) Calls() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.calls)
+}
+
+// ResetCalls zeroes the call counts.
+func (e *Emulator) ResetCalls() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls = map[string]int{}
+}
+
+// endpoint names a request for counting and fault matching: file paths and
+// model names are collapsed.
+func endpoint(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/api/2.0/fs/files/"):
+		p = "/api/2.0/fs/files"
+	case strings.HasPrefix(p, "/api/2.0/fs/directories/"):
+		p = "/api/2.0/fs/directories"
+	case strings.HasPrefix(p, "/api/2.1/unity-catalog/models/"):
+		rest := strings.TrimPrefix(p, "/api/2.1/unity-catalog/models/")
+		if strings.Contains(rest, "/versions/") {
+			p = "/api/2.1/unity-catalog/models/{name}/versions/{version}"
+		} else {
+			p = "/api/2.1/unity-catalog/models/{name}"
+		}
+	}
+	return r.Method + " " + p
+}
+
+// ServeHTTP implements http.Handler.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ep := endpoint(r)
+	e.mu.Lock()
+	e.calls[ep]++
+	fault := e.takeHTTPFault(ep)
+	var held <-chan struct{}
+	if fault != nil && fault.Gather > 0 {
+		held = fault.arrive()
+	}
+	e.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fault != nil {
+		if fault.Delay > 0 {
+			select {
+			case <-time.After(fault.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if fault.Status != 0 {
+			fault.write(w)
+			return
+		}
+	}
+	if !e.authorized(w, r) {
+		return
+	}
+	h, ok := routes[ep]
+	if !ok {
+		switch {
+		case strings.HasPrefix(ep, "GET /api/2.1/unity-catalog/models/{name}/versions/"):
+			h = (*Emulator).getModelVersion
+		default:
+			writeError(w, http.StatusNotFound, "ENDPOINT_NOT_FOUND", fmt.Sprintf("No API found for '%s %s'", r.Method, r.URL.Path))
+			return
+		}
+	}
+	h(e, w, r)
+}
+
+var routes = map[string]func(*Emulator, http.ResponseWriter, *http.Request){
+	"POST /api/2.0/workspace/mkdirs":    (*Emulator).workspaceMkdirs,
+	"POST /api/2.0/workspace/import":    (*Emulator).workspaceImport,
+	"GET /api/2.0/workspace/get-status": (*Emulator).workspaceGetStatus,
+	"GET /api/2.0/workspace/list":       (*Emulator).workspaceList,
+	"GET /api/2.0/workspace/export":     (*Emulator).workspaceExport,
+	"POST /api/2.0/workspace/delete":    (*Emulator).workspaceDelete,
+
+	"POST /api/2.2/jobs/runs/submit":    (*Emulator).runsSubmit,
+	"GET /api/2.2/jobs/runs/get":        (*Emulator).runsGet,
+	"GET /api/2.2/jobs/runs/get-output": (*Emulator).runsGetOutput,
+	"POST /api/2.2/jobs/runs/cancel":    (*Emulator).runsCancel,
+	"POST /api/2.2/jobs/create":         (*Emulator).jobsCreate,
+	"POST /api/2.2/jobs/reset":          (*Emulator).jobsReset,
+	"GET /api/2.2/jobs/get":             (*Emulator).jobsGet,
+	"GET /api/2.2/jobs/list":            (*Emulator).jobsList,
+	"POST /api/2.2/jobs/delete":         (*Emulator).jobsDelete,
+	"POST /api/2.2/jobs/run-now":        (*Emulator).jobsRunNow,
+
+	"PUT /api/2.0/fs/files":          (*Emulator).filesUpload,
+	"GET /api/2.0/fs/files":          (*Emulator).filesDownload,
+	"HEAD /api/2.0/fs/files":         (*Emulator).filesHead,
+	"DELETE /api/2.0/fs/files":       (*Emulator).filesDelete,
+	"PUT /api/2.0/fs/directories":    (*Emulator).dirsCreate,
+	"HEAD /api/2.0/fs/directories":   (*Emulator).dirsHead,
+	"GET /api/2.0/fs/directories":    (*Emulator).dirsList,
+	"DELETE /api/2.0/fs/directories": (*Emulator).dirsDelete,
+
+	"GET /api/2.1/unity-catalog/models/{name}/versions/{version}": (*Emulator).getModelVersion,
+	"GET /api/2.0/preview/scim/v2/Me":                             (*Emulator).me,
+}
+
+// authorized checks the bearer token: missing credentials are 401, a wrong
+// token 403, as on a workspace.
+func (e *Emulator) authorized(w http.ResponseWriter, r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if h == "" || !ok {
+		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API.")
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(e.opts.Token)) != 1 {
+		writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "Invalid access token.")
+		return false
+	}
+	return true
+}
+
+func (e *Emulator) me(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"id": "1", "userName": "pipectl-emulator@example.com", "active": true})
+}
+
+// writeError writes the error shape of the Databricks REST API.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error_code": code, "message": message})
+}
+
+func badRequest(w http.ResponseWriter, format string, args ...any) {
+	writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", fmt.Sprintf(format, args...))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON request body into v; a malformed body is answered
+// with 400 MALFORMED_REQUEST and false.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "MALFORMED_REQUEST", "Could not read the request body.")
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeError(w, http.StatusBadRequest, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - "+err.Error())
+		return false
+	}
+	return true
+}

@@ -1,0 +1,182 @@
+package databricks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/apierr"
+
+	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/engine/plan"
+)
+
+// Name is the executor's name in specs.
+const Name = "databricks"
+
+// Executor runs stages as Databricks Jobs runs. It is safe for concurrent
+// use; parallel stages share clients and code uploads.
+type Executor struct {
+	// Env reads the environment (credentials, DATABRICKS_HOST, GITHUB_*).
+	Env Env
+	// Version is reported by Describe.
+	Version string
+	// Transport is the HTTP transport under the retry layer; nil uses
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// Poll is the polling schedule; zero values use DefaultPoll.
+	Poll Poll
+
+	mu      sync.Mutex
+	clients map[string]*Client
+	uploads uploads
+}
+
+var _ executor.Executor = (*Executor)(nil)
+
+// New returns a databricks executor reading the environment through env.
+func New(env Env) *Executor { return &Executor{Env: env, Version: "builtin"} }
+
+// Describe implements executor.Executor.
+func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
+	return executor.Info{Name: Name, Version: e.Version, Protocol: executor.ProtocolVersion,
+		Description: "runs each stage as a Databricks Jobs run (runs/submit, one notebook task)"}, nil
+}
+
+// Validate implements executor.Executor: the target's databricks block, the
+// environment it needs and the notebooks, without calling Databricks.
+func (e *Executor) Validate(ctx context.Context, req executor.ValidateRequest) (diag.Diagnostics, error) {
+	field := fmt.Sprintf("pipelines.%s.targets.%s.databricks", req.Pipeline, req.Target)
+	cfg, err := ParseConfig(req.Config)
+	if err != nil {
+		return diag.Diagnostics{diag.Errorf(diag.Pos{}, field, "%v", err)}, nil
+	}
+	var notebooks []string
+	for _, st := range req.Stages {
+		notebooks = append(notebooks, st.Notebook)
+	}
+	return cfg.Validate(e.Env, field, req.ProjectRoot, notebooks), nil
+}
+
+// client returns a client for cfg's workspace, built once per host/profile.
+func (e *Executor) client(cfg *Config) (*Client, error) {
+	key := cfg.Host + "|" + cfg.Profile
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.clients[key]; ok {
+		return c, nil
+	}
+	c, err := NewClient(cfg, e.Env, newRetryTransport(e.Transport))
+	if err != nil {
+		return nil, err
+	}
+	if e.clients == nil {
+		e.clients = map[string]*Client{}
+	}
+	e.clients[key] = c
+	return c, nil
+}
+
+// failure is a non-retryable failed result.
+func failure(format string, args ...any) executor.Result {
+	return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: fmt.Sprintf(format, args...)}}
+}
+
+// Run implements executor.Executor: submit, report the run page, poll
+// until the run terminates, read the exit value.
+func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	cfg, err := ParseConfig(task.Config)
+	if err != nil {
+		return failure("%v", err), nil
+	}
+	c, err := e.client(cfg)
+	if err != nil {
+		return failure("%v", err), nil
+	}
+	emit := func(kind executor.EventKind, text string) {
+		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)})
+	}
+	ctx = withRetryNotice(ctx, func(status int, wait time.Duration) {
+		emit(executor.EventLog, fmt.Sprintf("databricks: the workspace answered %d %s; retrying in %s", status, http.StatusText(status), wait))
+	})
+	loc, err := e.locate(ctx, c, cfg, task.ProjectRoot, []string{task.Notebook}, emit)
+	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}}, nil
+		}
+		return e.apiFailure(c, "prepare the notebooks", err), nil
+	}
+	reqs, err := readRequirements(task.ProjectRoot)
+	if err != nil {
+		return failure("%v", err), nil
+	}
+	commit := task.GitCommit
+	if loc.Git != nil && loc.Git.Commit != "" {
+		commit = loc.Git.Commit
+	}
+	sub, err := submitRequest{cfg: cfg, loc: loc, reqs: reqs, pipeline: task.Pipeline, target: task.Target, stage: task.Stage,
+		notebook: task.Notebook, params: task.Params, runID: task.RunID, attempt: task.Attempt, timeout: task.Timeout, commit: commit}.build()
+	if err != nil {
+		return failure("%v", err), nil
+	}
+	resp, err := c.W.Jobs.Submit(ctx, sub)
+	if err != nil {
+		if ctx.Err() != nil {
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{
+				Message: fmt.Sprintf("cancelled before the run was submitted (last error: %v)", c.red.err(err))}}, nil
+		}
+		return e.apiFailure(c, "submit the run", err), nil
+	}
+	return e.follow(ctx, c, task, resp.RunId, sink, emit), nil
+}
+
+// locate makes the notebooks reachable: imports the code bundle (workspace
+// source) or resolves the git source.
+func (e *Executor) locate(ctx context.Context, c *Client, cfg *Config, root string, notebooks []string, emit func(executor.EventKind, string)) (codeLocation, error) {
+	if cfg.Source.Kind == SourceGit {
+		g, err := cfg.GitSource(e.Env)
+		if err != nil {
+			return codeLocation{}, err
+		}
+		return codeLocation{Git: &g}, nil
+	}
+	b, err := collectCode(ctx, root, notebooks)
+	if err != nil {
+		return codeLocation{}, err
+	}
+	folder, uploaded, err := e.uploads.ensureCode(ctx, c, cfg.WorkspaceRoot, b)
+	if err != nil {
+		return codeLocation{}, err
+	}
+	if uploaded {
+		emit(executor.EventLog, fmt.Sprintf("databricks: imported %d files into %s", len(b.Files), folder))
+	}
+	return codeLocation{Folder: folder}, nil
+}
+
+// apiFailure turns an error from the API into a failed result: client
+// errors are final, rate limits, unavailability and broken connections
+// may pass.
+func (e *Executor) apiFailure(c *Client, what string, err error) executor.Result {
+	msg := c.fail("could not "+what+" on Databricks", err).Error()
+	return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: msg, Retryable: transient(err)}}
+}
+
+// transient reports whether an API error may pass on its own: rate
+// limits, server errors and broken connections, never a client error.
+func transient(err error) bool {
+	var ae *apierr.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode == http.StatusTooManyRequests || ae.StatusCode >= 500
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// outputString renders an exit-value output as a downstream parameter.
+func outputString(v any) string { return plan.Stringify(v) }

@@ -1,0 +1,167 @@
+package dbtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+)
+
+// Token is the bearer token of test emulators. It looks like a real PAT so
+// that leak scans mean something.
+const Token = "dapi0123456789abcdef0123456789abcdef-emulator"
+
+// RepoRoot returns the repository root (the directory of go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above " + file)
+		}
+		dir = parent
+	}
+}
+
+// Project returns the small test project: notebooks/echo.py, fail.py,
+// sleep.py, write.py and the helper package they import.
+func Project(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "testdata", "project")
+}
+
+// Python returns the interpreter for notebooks, skipping the test when
+// there is none.
+func Python(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PIPECTL_TEST_PYTHON"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on PATH to run notebooks; set PIPECTL_TEST_PYTHON")
+	}
+	return p
+}
+
+// MLPython returns an interpreter that has the notebooks' requirements
+// (mlflow, scikit-learn, pandas, pyarrow), skipping the test otherwise.
+func MLPython(t testing.TB) string {
+	t.Helper()
+	p := Python(t)
+	if err := exec.Command(p, "-c", "import mlflow, sklearn, pandas, pyarrow").Run(); err != nil {
+		t.Skipf("%s lacks the notebooks' requirements (mlflow, scikit-learn, pandas, pyarrow); set PIPECTL_TEST_PYTHON to a venv built from notebooks/requirements.txt", p)
+	}
+	return p
+}
+
+// Notebooks returns a notebooks/ directory holding pipectl_runner,
+// skipping the test when there is none.
+func Notebooks(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PIPECTL_TEST_NOTEBOOKS")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "notebooks")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pipectl_runner", "__main__.py")); err != nil {
+		t.Skipf("no notebook runner at %s/pipectl_runner; set PIPECTL_TEST_NOTEBOOKS to a notebooks/ directory", dir)
+	}
+	return dir
+}
+
+// Data returns a file of the shared data directory, skipping the test when
+// it is not there.
+func Data(t testing.TB, rel string) string {
+	t.Helper()
+	var dirs []string
+	if d := os.Getenv("PIPECTL_TEST_DATA"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for dir := RepoRoot(t); ; {
+		dirs = append(dirs, filepath.Join(dir, "shared", "data"))
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skipf("shared data %s not found; set PIPECTL_TEST_DATA", rel)
+	return ""
+}
+
+// OwnMLflow as emulator.Options.MLflowTrackingURI lets the emulator start
+// its own MLflow server (needs MLPython). By default test emulators point
+// the databricks URIs at a SQLite store instead, which notebooks that never
+// touch MLflow do not mind.
+const OwnMLflow = "own"
+
+// NoPython as emulator.Options.Python starts an emulator that cannot run
+// notebooks, for tests of the API alone.
+const NoPython = "-"
+
+// Emulator starts an emulator for the test and closes it at the end. The
+// runner comes from Notebooks and Python from Python, unless opts.Python
+// is set (NoPython: none).
+func Emulator(t testing.TB, opts emulator.Options) *emulator.Emulator {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Token == "" {
+		opts.Token = Token
+	}
+	switch opts.MLflowTrackingURI {
+	case OwnMLflow:
+		opts.MLflowTrackingURI = ""
+	case "":
+		opts.MLflowTrackingURI = "sqlite:///" + filepath.ToSlash(filepath.Join(opts.Dir, "mlflow.db"))
+	}
+	switch opts.Python {
+	case NoPython:
+		opts.Python = ""
+	case "":
+		opts.Python = Python(t)
+		if len(opts.PythonPath) == 0 {
+			opts.PythonPath = []string{Notebooks(t)}
+		}
+	}
+	e, err := emulator.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("close emulator: %v", err)
+		}
+	})
+	return e
+}
+
+// Env returns an environment for a client of e: DATABRICKS_HOST and
+// DATABRICKS_TOKEN, plus extra KEY=VALUE pairs; nothing else leaks in.
+func Env(e *emulator.Emulator, extra ...string) func(string) string {
+	m := map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": Token, "HOME": "/nonexistent"}
+	for _, kv := range extra {
+		for i := 0; i < len(kv); i++ {
+			if kv[i] == '=' {
+				m[kv[:i]] = kv[i+1:]
+				break
+			}
+		}
+	}
+	return func(k string) string { return m[k] }
+}

@@ -1,0 +1,5 @@
+from helper import shout
+
+
+def test_shout():
+    assert shout("a") == "A"

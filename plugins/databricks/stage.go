@@ -1,0 +1,174 @@
+package databricks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/compute"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+)
+
+// environmentKey names the one serverless environment of a run or job.
+const environmentKey = "pipectl"
+
+// codeLocation says where Databricks finds the notebooks: an imported code
+// folder or a git source.
+type codeLocation struct {
+	// Folder is the code folder (API path) of a workspace source.
+	Folder string
+	Git    *GitSource
+}
+
+// projectRoot is the project_root context parameter: the imported folder
+// as notebooks see it. A git checkout's path is not known in advance;
+// notebooks then find the root from their own location (empty = not set).
+func (l codeLocation) projectRoot() string {
+	if l.Folder == "" {
+		return ""
+	}
+	return fusePath(l.Folder)
+}
+
+func (l codeLocation) notebookTask(rel string, params map[string]string) *jobs.NotebookTask {
+	if l.Git != nil {
+		return &jobs.NotebookTask{NotebookPath: strings.TrimSuffix(filepath.ToSlash(rel), ".py"), Source: jobs.SourceGit, BaseParameters: params}
+	}
+	return &jobs.NotebookTask{NotebookPath: notebookPath(l.Folder, rel), Source: jobs.SourceWorkspace, BaseParameters: params}
+}
+
+func (l codeLocation) gitSource() *jobs.GitSource {
+	if l.Git == nil {
+		return nil
+	}
+	return &jobs.GitSource{GitUrl: l.Git.URL, GitProvider: jobs.GitProvider(l.Git.Provider), GitCommit: l.Git.Commit,
+		GitBranch: l.Git.Branch, GitTag: l.Git.Tag}
+}
+
+// contextParams are the parameters the executor sets on every notebook
+// (docs/STAGES.md, "Context parameters").
+func contextParams(c *Config, pipeline, stage, target, runID, projectRoot, gitCommit string) map[string]string {
+	vol := c.VolumeRoot()
+	return map[string]string{
+		"pipectl_run_id":      runID,
+		"pipectl_pipeline":    pipeline,
+		"pipectl_stage":       stage,
+		"pipectl_target":      target,
+		"data_root":           vol + "/data",
+		"output_root":         vol + "/predictions",
+		"project_root":        projectRoot,
+		"mlflow_tracking_uri": "databricks",
+		"mlflow_registry_uri": "databricks-uc",
+		"experiment_root":     c.ExperimentRoot,
+		"uc_catalog":          c.Catalog,
+		"uc_schema":           c.Schema,
+		"git_commit":          gitCommit,
+	}
+}
+
+// withContext returns the stage's parameters with the context parameters
+// added; context parameters win (the spec never sets them).
+func withContext(params, ctxParams map[string]string) map[string]string {
+	out := maps.Clone(params)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, ctxParams)
+	return out
+}
+
+// environments is the serverless environment built from the notebooks'
+// requirements, or nothing for cluster compute.
+func environments(c *Config, reqs []string) []jobs.JobEnvironment {
+	if c.Compute.Kind != ComputeServerless {
+		return nil
+	}
+	return []jobs.JobEnvironment{{EnvironmentKey: environmentKey,
+		Spec: &compute.Environment{EnvironmentVersion: c.Compute.EnvironmentVersion, Dependencies: reqs}}}
+}
+
+// applyCompute puts the target's compute on a task: the serverless
+// environment, or a cluster with the requirements as PyPI libraries.
+func applyCompute(c *Config, reqs []string, t *jobs.Task) {
+	var libs []compute.Library
+	for _, r := range reqs {
+		libs = append(libs, compute.Library{Pypi: &compute.PythonPyPiLibrary{Package: r}})
+	}
+	switch c.Compute.Kind {
+	case ComputeServerless:
+		t.EnvironmentKey = environmentKey
+	case ComputeExistingCluster:
+		t.ExistingClusterId = c.Compute.ExistingClusterID
+		t.Libraries = libs
+	case ComputeNewCluster:
+		t.NewCluster = &compute.ClusterSpec{SparkVersion: c.Compute.SparkVersion, NodeTypeId: c.Compute.NodeTypeID,
+			NumWorkers: c.Compute.NumWorkers, SparkConf: c.Compute.SparkConf, CustomTags: c.Compute.CustomTags,
+			ForceSendFields: []string{"NumWorkers"}}
+		t.Libraries = libs
+	}
+}
+
+// idempotencyToken identifies one attempt of one stage of one pipectl run:
+// a retried submit call returns the run the first call started.
+func idempotencyToken(runID, stage string, attempt int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d", runID, stage, attempt)))
+	return hex.EncodeToString(sum[:])[:64]
+}
+
+func timeoutSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// submitRequest is the one-time run of one stage attempt.
+type submitRequest struct {
+	cfg      *Config
+	loc      codeLocation
+	reqs     []string
+	pipeline string
+	target   string
+	stage    string
+	notebook string
+	params   map[string]string
+	runID    string
+	attempt  int
+	timeout  time.Duration
+	commit   string
+}
+
+func (s submitRequest) build() (jobs.SubmitRun, error) {
+	ctxParams := contextParams(s.cfg, s.pipeline, s.stage, s.target, s.runID, s.loc.projectRoot(), s.commit)
+	task := jobs.Task{TaskKey: s.stage, NotebookTask: s.loc.notebookTask(s.notebook, withContext(s.params, ctxParams)),
+		TimeoutSeconds: timeoutSeconds(s.timeout)}
+	applyCompute(s.cfg, s.reqs, &task)
+	var st jobs.SubmitTask
+	if err := convertJSON(task, &st); err != nil {
+		return jobs.SubmitRun{}, err
+	}
+	return jobs.SubmitRun{
+		RunName:          fmt.Sprintf("pipectl %s/%s on %s, run %s, attempt %d", s.pipeline, s.stage, s.target, s.runID, s.attempt),
+		Tasks:            []jobs.SubmitTask{st},
+		GitSource:        s.loc.gitSource(),
+		Environments:     environments(s.cfg, s.reqs),
+		IdempotencyToken: idempotencyToken(s.runID, s.stage, s.attempt),
+		TimeoutSeconds:   timeoutSeconds(s.timeout),
+		Queue:            &jobs.QueueSettings{Enabled: true},
+	}, nil
+}
+
+// convertJSON copies between SDK types that share JSON fields (Task and
+// SubmitTask).
+func convertJSON(from, to any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, to)
+}
