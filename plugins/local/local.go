@@ -392,12 +392,21 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		return e.succeeded(ctx, task, outFile, srv, sink), nil
 	}
 	res := e.notebookFailure(task, st, errFile, stderrTail)
-	e.killRuns(task, srv, sink)
 	if needsMLflow(task.Type) && !srv.Alive() {
 		res.Error.Retryable = true
 		res.Error.Message = "the local MLflow server stopped while the stage ran (" + res.Error.Message + ")"
 		res.Error.Detail = srv.logs.tail(maxDetailLines)
+		// The stage's runs could not be ended: start the next server now
+		// (the retry needs it anyway) and mark them.
+		if next, err := e.server(l.state, env); err == nil {
+			wctx, cancel := context.WithTimeout(context.Background(), e.opts.ServerTimeout)
+			if _, err := next.Wait(wctx); err == nil {
+				srv = next
+			}
+			cancel()
+		}
 	}
+	e.killRuns(task, srv, sink)
 	return res, nil
 }
 

@@ -609,6 +609,29 @@ func TestServerDeathIsRetryable(t *testing.T) {
 	if res.Status != executor.Failed || !res.Error.Retryable || !strings.Contains(res.Error.Message, "MLflow server stopped") {
 		t.Fatalf("got %s %+v, want a retryable failure blaming the server\n%s", res.Status, res.Error, rec.text())
 	}
+	// The run the notebook could not end was marked on the next server.
+	var runID string
+	for _, l := range rec.logs("stdout") {
+		if rest, ok := strings.CutPrefix(l, "mlflow run "); ok {
+			runID = rest
+		}
+	}
+	e.mu.Lock()
+	next := e.servers[f.state]
+	e.mu.Unlock()
+	var got struct {
+		Run struct {
+			Info struct {
+				Status string `json:"status"`
+			} `json:"info"`
+		} `json:"run"`
+	}
+	if err := newMLflowAPI(next.URL()).call(testCtx(t), http.MethodGet, "/api/2.0/mlflow/runs/get?run_id="+runID, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Run.Info.Status != "KILLED" {
+		t.Errorf("MLflow run %s is %s after the server died, want KILLED\n%s", runID, got.Run.Info.Status, rec.text())
+	}
 	// The next attempt gets a new server.
 	var rec2 events
 	res = run(t, testCtx(t), e, f.task("echo.py", nil), &rec2)
