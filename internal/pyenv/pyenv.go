@@ -19,6 +19,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/pipectl/pipectl/internal/atomicfile"
 	"github.com/pipectl/pipectl/internal/proc"
 )
 
@@ -265,7 +266,7 @@ func create(ctx context.Context, env *Env, opts Options, progress func(string)) 
 	m := marker{Key: env.Key, Python: env.Interpreter.Executable, Version: env.Interpreter.Version,
 		Requirements: opts.Requirements, Created: time.Now().UTC()}
 	b, _ := json.MarshalIndent(m, "", "  ")
-	if err := writeAtomic(filepath.Join(env.Dir, markerName), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(env.Dir, markerName), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	progress(fmt.Sprintf("virtualenv ready in %s", time.Since(started).Round(100*time.Millisecond)))
@@ -313,27 +314,6 @@ func step(ctx context.Context, guard, path string, args []string, opts Options, 
 	}
 	if !st.Success() {
 		return &StepError{Step: name, Status: st, Tail: tail}
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
 	}
 	return nil
 }
