@@ -40,6 +40,17 @@ func (s Store) URI() string { return "sqlite:///" + s.DB() }
 // readyMarker exists once a server has created the store's schema.
 func (s Store) readyMarker() string { return filepath.Join(s.Dir, ".initialized") }
 
+// initialized reports whether the schema was created (and the database
+// not removed since).
+func (s Store) initialized() bool {
+	for _, f := range []string{s.readyMarker(), s.DB()} {
+		if _, err := os.Stat(f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // launcher runs `mlflow server` with its uvicorn child in the same process
 // (see mlflow_server.py): half the start-up.
 //
@@ -190,7 +201,7 @@ func (s *server) run() error {
 	}
 	// The first server on a fresh store creates its schema (seconds of
 	// migrations); two pipectl processes must not do that at once.
-	if _, err := os.Stat(s.store.readyMarker()); err != nil {
+	if !s.store.initialized() {
 		lock := flock.New(filepath.Join(s.store.Dir, "init.lock"))
 		if _, err := lock.TryLockContext(s.stopCtx, 100*time.Millisecond); err != nil {
 			return fmt.Errorf("lock the MLflow store: %w", err)
