@@ -740,3 +740,43 @@ func TestCloseStopsStagesAndServer(t *testing.T) {
 		t.Error("Run after Close did not fail")
 	}
 }
+
+// TestFreshStoreTwoServersAtOnce starts two servers on a new store at once,
+// as two pipectl runs would: the first creates the schema under the store's
+// lock, the second waits for it (two migrations at once fail).
+func TestFreshStoreTwoServersAtOnce(t *testing.T) {
+	f := getFixture(t)
+	var rec events
+	if res := run(t, testCtx(t), f.e, f.task("noexit.py", nil), &rec); res.Status != executor.Succeeded {
+		t.Fatalf("warm-up: %s %+v", res.Status, res.Error)
+	}
+	f.e.mu.Lock()
+	python := f.e.servers[f.state].python
+	f.e.mu.Unlock()
+	store := NewStore(t.TempDir())
+	servers := []*server{
+		startServer(store, python, os.Environ(), DefaultServerTimeout, 0),
+		startServer(store, python, os.Environ(), DefaultServerTimeout, 0),
+	}
+	for i, s := range servers {
+		defer s.Close()
+		if _, err := s.Wait(testCtx(t)); err != nil {
+			t.Errorf("server %d: %v", i, err)
+		}
+	}
+	if !store.initialized() {
+		t.Error("the store is not marked initialized")
+	}
+	// Both serve the same store.
+	api := newMLflowAPI(servers[0].URL())
+	var out struct {
+		ID string `json:"experiment_id"`
+	}
+	if err := api.call(testCtx(t), http.MethodPost, "/api/2.0/mlflow/experiments/create", map[string]string{"name": "fresh"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := newMLflowAPI(servers[1].URL()).experimentIDs(testCtx(t))
+	if err != nil || !slices.Contains(ids, out.ID) {
+		t.Errorf("the second server lists experiments %v (%v), want %s among them", ids, err, out.ID)
+	}
+}
