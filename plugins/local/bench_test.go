@@ -59,7 +59,7 @@ func BenchmarkEnsureCold(b *testing.B) {
 
 // BenchmarkServerStart is the MLflow server's start-up on an existing store,
 // until /health answers: through the in-process launcher and through the
-// plain `mlflow server` command.
+// plain `mlflow server` command; and on a new store (schema migrations).
 func BenchmarkServerStart(b *testing.B) {
 	f := getFixture(b)
 	env, err := pyenv.Ensure(context.Background(), pyenv.Options{Python: os.Getenv("PIPECTL_PYTHON"),
@@ -67,6 +67,20 @@ func BenchmarkServerStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("launcher-fresh-store", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			store := NewStore(b.TempDir())
+			b.StartTimer()
+			s := startServer(store, env.Python, os.Environ(), DefaultServerTimeout, 0)
+			if _, err := s.Wait(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s.Close()
+			b.StartTimer()
+		}
+	})
 	for _, inProcess := range []bool{true, false} {
 		name := map[bool]string{true: "launcher", false: "mlflow-cli"}[inProcess]
 		b.Run(name, func(b *testing.B) {
