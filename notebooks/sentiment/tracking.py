@@ -116,6 +116,27 @@ def qualify_model_uri(ctx: Context, uri: str) -> str:
     return "models:/" + full + uri.strip()[len("models:/") + len(ref.name) :]
 
 
+def log_input_retrying(log_input: Any, dataset: Any, context: str, attempts: int = 5) -> None:
+    """Log a dataset input, riding out the race between parallel train stages that log the same
+    dataset at the same moment: MLflow checks whether the dataset exists, then inserts it, and the
+    loser of the race gets "UNIQUE constraint failed: datasets...". On retry the dataset exists and
+    is reused. Any other error is raised at once."""
+    import random
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            log_input(dataset, context=context)
+            return
+        except MlflowException as exc:
+            text = str(exc)
+            if attempt == attempts or ("UNIQUE constraint" not in text and "Duplicate entry" not in text):
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+
+
 def client() -> Any:
     from mlflow.tracking import MlflowClient
 

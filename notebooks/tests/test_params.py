@@ -228,3 +228,25 @@ def test_qualify_model_uri(uri, catalog, want):
 
     ctx = Context.from_params({"uc_catalog": catalog, "uc_schema": "sentiment" if catalog else ""})
     assert qualify_model_uri(ctx, uri) == want
+
+
+def test_log_input_retries_only_the_dataset_race():
+    from mlflow.exceptions import MlflowException
+
+    from sentiment.tracking import log_input_retrying
+
+    calls = []
+
+    def racing(dataset, context):
+        calls.append(context)
+        if len(calls) == 1:
+            raise MlflowException("UNIQUE constraint failed: datasets.experiment_id, datasets.name")
+
+    log_input_retrying(racing, object(), "training")
+    assert calls == ["training", "training"]
+
+    def broken(dataset, context):
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: no such run")
+
+    with pytest.raises(MlflowException, match="no such run"):
+        log_input_retrying(broken, object(), "training")

@@ -120,7 +120,7 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
         print(f"MLflow run {run.info.run_id} in experiment {experiment}")
         mlflow.log_params(_flat_params(p, ctx, version.sha256, registered))
         for split, df, context in (("train", train_df, "training"), ("test", test_df, "testing")):
-            mlflow.log_input(_dataset(mlflow, df, version, split), context=context)
+            T.log_input_retrying(mlflow.log_input, _dataset(mlflow, df, version, split), context)
 
         started = time.perf_counter()
         model.fit(train_df["text"].tolist(), train_df["label"].tolist())
