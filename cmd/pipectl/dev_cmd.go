@@ -9,10 +9,12 @@ import (
 	"strconv"
 
 	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/plugins/local"
 )
 
 // DevCmd groups tools for developing and demonstrating pipectl.
 type DevCmd struct {
+	Python             DevPythonCmd   `cmd:"" help:"Build (if needed) the virtualenv the local executor runs notebooks in, and print its interpreter."`
 	DatabricksEmulator DevEmulatorCmd `cmd:"" name:"databricks-emulator" help:"Serve a Databricks REST API emulator that runs the notebooks it is sent (for demos and tests; see docs/DATABRICKS.md)."`
 }
 
@@ -66,4 +68,22 @@ func (c *DevEmulatorCmd) Run(app *App) error {
 	<-app.Ctx.Done()
 	fmt.Fprintln(app.Stderr, "pipectl: stopping the emulator (cancelling its runs)")
 	return e.Close()
+}
+
+// DevPythonCmd prints the managed venv's interpreter, e.g. to run the
+// notebooks' tests or a notebook by hand in the environment runs use.
+type DevPythonCmd struct{}
+
+// Run builds the venv when it is missing (progress on stderr) and prints
+// the interpreter's path on stdout.
+func (c *DevPythonCmd) Run(app *App) error {
+	env, err := local.EnsureVenv(app.Ctx, local.VenvOptions{
+		ProjectRoot: app.Root, StateDir: app.stateDir(), Python: app.Getenv("PIPECTL_PYTHON"),
+		Environ: os.Environ(), Progress: func(line string) { fmt.Fprintln(app.Stderr, line) },
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(app.Stdout, env.Python)
+	return nil
 }

@@ -34,12 +34,8 @@ func ServeUI(ctx context.Context, o UIOptions) error {
 	if o.StateDir == "" {
 		o.StateDir = filepath.Join(o.ProjectRoot, ".pipectl")
 	}
-	dir := filepath.Join(o.ProjectRoot, PythonDir)
-	if err := checkPythonDir(dir); err != nil {
-		return err
-	}
-	env, err := pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
-		Dir: o.StateDir, MinVersion: MinPython, Progress: o.Progress, Env: scrubEnv(o.Environ)})
+	env, err := EnsureVenv(ctx, VenvOptions{ProjectRoot: o.ProjectRoot, StateDir: o.StateDir, Python: o.Python,
+		Environ: o.Environ, Progress: o.Progress})
 	if err != nil {
 		return err
 	}
@@ -65,4 +61,31 @@ func ServeUI(ctx context.Context, o UIOptions) error {
 		st, _ := p.Wait()
 		return fmt.Errorf("the MLflow UI server stopped (%s):\n%s", st, s.logs.tail(30))
 	}
+}
+
+// VenvOptions locate the project's managed virtualenv.
+type VenvOptions struct {
+	ProjectRoot string
+	// StateDir holds the venvs; empty means <ProjectRoot>/.pipectl.
+	StateDir string
+	// Python is the interpreter to build from ($PIPECTL_PYTHON); empty
+	// means python3 on PATH.
+	Python   string
+	Environ  []string
+	Progress func(string)
+}
+
+// EnsureVenv returns the virtualenv the local executor runs the project's
+// notebooks in, building it when needed: the same venv a run uses, so that
+// tools (tests, notebooks by hand) share it.
+func EnsureVenv(ctx context.Context, o VenvOptions) (*pyenv.Env, error) {
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.ProjectRoot, ".pipectl")
+	}
+	dir := filepath.Join(o.ProjectRoot, PythonDir)
+	if err := checkPythonDir(dir); err != nil {
+		return nil, err
+	}
+	return pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
+		Dir: o.StateDir, MinVersion: MinPython, Progress: o.Progress, Env: scrubEnv(o.Environ)})
 }
