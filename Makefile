@@ -1,0 +1,66 @@
+# pipectl's checks. `make test` is THE test command: the README, CI
+# (.github/workflows/ci.yml) and .ci/run call it. On a fresh clone it builds
+# what the tests need (one Python venv from notebooks/requirements.txt plus
+# the test tools) and runs every check once.
+#
+# Benchmarks are not tests: `make bench` (docs/BENCHMARKS.md), and
+# `make bench-smoke`, a seconds-long run that keeps the suite from rotting.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+
+# The tests share one venv and MLflow store, built once per machine and
+# reused: the Go tests (plugins/local, the emulator, the end-to-end CLI
+# tests) and pytest all use it.
+export PIPECTL_TEST_STATE ?= $(CURDIR)/.pipectl/test
+DEV_PYTHON := $(PIPECTL_TEST_STATE)/dev-python
+
+.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto
+
+test: lint py-test go-test fuzz-smoke validate
+
+lint: fmt-check vet actionlint
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+actionlint:
+	scripts/actionlint.sh
+
+# The managed venv (what `pipectl run` uses) plus pytest, hypothesis and
+# ruff. The file holds the interpreter's path.
+$(DEV_PYTHON): notebooks/requirements.txt notebooks/requirements-dev.txt
+	@mkdir -p $(PIPECTL_TEST_STATE)
+	py=$$($(GO) run ./cmd/pipectl --state-dir $(PIPECTL_TEST_STATE) dev python); \
+	"$$py" -m pip install --quiet --disable-pip-version-check -r notebooks/requirements-dev.txt; \
+	echo "$$py" > $@
+
+python: $(DEV_PYTHON)
+	@cat $(DEV_PYTHON)
+
+py-test: $(DEV_PYTHON)
+	py=$$(cat $(DEV_PYTHON)); \
+	cd notebooks && "$$py" -m ruff check . && "$$py" -m ruff format --check . && "$$py" -m pytest -q
+	"$$(cat $(DEV_PYTHON))" data/sample/generate.py --check
+
+go-test: $(DEV_PYTHON)
+	PIPECTL_TEST_PYTHON=$$(cat $(DEV_PYTHON)) $(GO) test -race -timeout 25m ./...
+
+# A short fuzzing run per target (the seed corpora run in go-test); see
+# docs/RELIABILITY.md for the long runs.
+FUZZTIME ?= 10s
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./engine/spec
+	$(GO) test -run '^$$' -fuzz '^FuzzSubstitute$$' -fuzztime $(FUZZTIME) ./engine/spec
+
+validate:
+	$(GO) run ./cmd/pipectl validate
+
+# Regenerate the executor protocol's Go code after editing executor.proto.
+proto:
+	$(GO) generate ./engine/plugin
