@@ -116,7 +116,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
         df.to_parquet(path)
 
     monkeypatch.setattr(dataset, "_write_parquet", exploding)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=r"cannot write data version financial_news/v1 .*disk full"):
         run(tmp_path)
     parent = tmp_path / "root" / "financial_news"
     assert list(parent.iterdir()) == []  # neither the version nor a temporary directory
