@@ -67,7 +67,11 @@ type Executor struct {
 	venvs   map[string]*venvBuild
 	servers map[string]*server
 	closed  bool
-	runs    sync.WaitGroup // Runs in progress; Close waits for them
+	// inFlight and served are the stages running here and the pipectl runs
+	// this executor serves (see sweepRuns).
+	inFlight map[stageKey]int
+	served   map[string]bool
+	runs     sync.WaitGroup // Runs in progress; Close waits for them
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -87,7 +91,8 @@ func New(opts Options) *Executor {
 		opts.Version = "builtin"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Executor{opts: opts, ctx: ctx, cancel: cancel, venvs: map[string]*venvBuild{}, servers: map[string]*server{}}
+	return &Executor{opts: opts, ctx: ctx, cancel: cancel, venvs: map[string]*venvBuild{}, servers: map[string]*server{},
+		inFlight: map[stageKey]int{}, served: map[string]bool{}}
 }
 
 // Describe implements executor.Executor.
@@ -311,6 +316,7 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	e.runs.Add(1)
 	e.mu.Unlock()
 	defer e.runs.Done()
+	defer e.begin(task)()
 
 	parent := ctx
 	// Close stops the stage too.
@@ -356,10 +362,12 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 			}
 			return failed("the local MLflow server did not start", err.Error(), true), nil
 		}
+		e.sweepRuns(ctx, task, srv, sink)
 	}
 
 	// The runner's result files; removed with the attempt.
-	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o755); err != nil {
+	// Owner-only: result files carry the stage's outputs.
+	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o700); err != nil {
 		return executor.Result{}, err
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
