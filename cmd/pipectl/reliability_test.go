@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/pipectl/pipectl/engine/record"
 )
 
@@ -589,4 +591,154 @@ func waitForLong(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// plugkillSpec: two independent trainings, each with an inference after
+// it; only train_retry may be retried.
+const plugkillSpec = `package pipelines
+
+pipelines: plugkill: {
+	description: "two independent branches"
+	targets: local: {
+		executor: "local"
+		local: {data_root: "out/data", output_root: "out/predictions"}
+	}
+	stages: {
+		data: {type: "data", params: {data_name: "news", data_version: "v1", source: "data/sample/financial_news.csv"}}
+		train_retry: _train & {retries: 1, retry_backoff: "1s"}
+		train_once:  _train
+		infer_retry: _infer & {params: {model: "${stages.train_retry.outputs.model_uri}", output_name: "retry"}}
+		infer_once:  _infer & {params: {model: "${stages.train_once.outputs.model_uri}", output_name: "once"}}
+	}
+}
+
+_fromData: {
+	data_name:    "${stages.data.outputs.data_name}"
+	data_version: "${stages.data.outputs.data_version}"
+}
+
+_train: {
+	type: "train"
+	params: _fromData & {
+		model_name: "plugkill_clf"
+		model_type: "naive_bayes"
+		features: {char_ngram: null, max_features: 300}
+	}
+}
+
+_infer: {type: "inference", params: _fromData & {split: "holdout"}}
+`
+
+// TestExecutorPluginKilledMidStage kills the local executor's plugin
+// process (`pipectl __executor local`) while two trainings run in it. The
+// stages it was running fail with a message that says what happened; the
+// one allowed a retry runs again in a new plugin process and its branch
+// finishes, the other's dependent is skipped; no process survives the run
+// and no MLflow run is left RUNNING.
+func TestExecutorPluginKilledMidStage(t *testing.T) {
+	p := newLocalProject(t, plugkillSpec)
+	w := p.start(t, "run", "plugkill", "-j", "4")
+	id := p.runOf(t, w)
+
+	waitForLong(t, "both trainings to start their MLflow runs", func() bool {
+		return p.logHas(id, "train_retry", 1, "MLflow run ") && p.logHas(id, "train_once", 1, "MLflow run ")
+	})
+	for _, pid := range w.notebooks("train_model.py") {
+		syscall.Kill(pid, syscall.SIGSTOP) // inside their runs: only a kill ends them now
+	}
+	var plugin []int
+	for _, pid := range descendants(w.cmd.Process.Pid) {
+		if strings.HasSuffix(cmdline(pid), "__executor local") {
+			plugin = append(plugin, pid)
+		}
+	}
+	if len(plugin) != 1 {
+		t.Fatalf("%d local executor processes, want 1", len(plugin))
+	}
+	w.collect()
+	syscall.Kill(plugin[0], syscall.SIGKILL)
+	code := w.finish()
+	stderr := w.stderr.String()
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, tail(stderr, 40))
+	}
+	w.checkNoOrphans(t)
+
+	rec := p.show(t, id)
+	want := `executor "local" exited unexpectedly (signal: killed) while running stage "%s"`
+	once := rec.Stages["train_once"]
+	if once.Status != record.Failed || once.Error == nil || !strings.Contains(once.Error.Message, fmt.Sprintf(want, "train_once")) {
+		t.Errorf("train_once: %s %+v", once.Status, once.Error)
+	}
+	if !strings.Contains(stderr, "[train_once] failed after") || !strings.Contains(stderr, fmt.Sprintf(want, "train_once")) {
+		t.Errorf("the output does not say why train_once failed:\n%s", tail(stderr, 40))
+	}
+	if st := rec.Stages["infer_once"]; st.Status != record.Skipped || st.Reason != "upstream train_once failed" {
+		t.Errorf("infer_once: %s (%s), want skipped", st.Status, st.Reason)
+	}
+	retry := rec.Stages["train_retry"]
+	if a := retry.Attempts; retry.Status != record.Succeeded || len(a) != 2 || a[0].Status != record.Failed ||
+		!strings.Contains(a[0].Error.Message, fmt.Sprintf(want, "train_retry")) {
+		t.Errorf("train_retry: %s, attempts %+v", retry.Status, retry.Attempts)
+	}
+	if st := rec.Stages["infer_retry"]; st.Status != record.Succeeded {
+		t.Errorf("infer_retry: %s, want succeeded (its branch does not depend on train_once)", st.Status)
+	}
+	if rec.Error == nil || rec.Error.Stage != "train_once" {
+		t.Errorf("root cause %+v, want train_once", rec.Error)
+	}
+
+	st := p.mlflow(t, id, "plugkill_clf")
+	for _, r := range st.Runs {
+		if r.Status == "RUNNING" {
+			t.Errorf("MLflow run %s of %s is still RUNNING", r.ID, r.Stage)
+		}
+	}
+	if len(st.Runs) != 3 || len(st.Versions) != 1 {
+		t.Errorf("%d MLflow runs and %d versions, want 3 (two killed, one finished) and 1: %+v", len(st.Runs), len(st.Versions), st)
+	}
+	if h := hiddenUnder(t, filepath.Join(p.dir, "out")); len(h) > 0 {
+		t.Errorf("temporary files left: %v", h)
+	}
+
+}
+
+// TestLocalScripts runs the golden scripts of testdata/script/local with
+// the real local executor: each script starts in $WORK with the
+// repository's notebooks/ and data/sample/, the state directory
+// $WORK/.pipectl holds the shared test venv (see sharedVenv), and
+// PIPECTL_TEST_NOW freezes the clock. Update the goldens with
+// PIPECTL_UPDATE=1.
+func TestLocalScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the notebooks with the local executor (skipped with -short)")
+	}
+	repo, _ := filepath.Abs(filepath.Join("..", ".."))
+	venv := sharedVenv(t, repo, t.TempDir())
+	venvDir := filepath.Dir(filepath.Dir(venv))
+	testscript.Run(t, testscript.Params{
+		Dir:                 filepath.Join("testdata", "script", "local"),
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       os.Getenv("PIPECTL_UPDATE") == "1",
+		Setup: func(env *testscript.Env) error {
+			for _, dir := range []string{"notebooks", filepath.Join("data", "sample")} {
+				if err := os.CopyFS(filepath.Join(env.WorkDir, dir), os.DirFS(filepath.Join(repo, dir))); err != nil {
+					return err
+				}
+			}
+			state := filepath.Join(env.WorkDir, ".pipectl")
+			if err := os.MkdirAll(state, 0o700); err != nil {
+				return err
+			}
+			if err := os.Symlink(venvDir, filepath.Join(state, filepath.Base(venvDir))); err != nil {
+				return err
+			}
+			env.Setenv("PIPECTL_STATE_DIR", state)
+			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			env.Setenv("PIPECTL_TEST_NOW", "2026-01-02T03:04:05Z")
+			env.Setenv("GITHUB_ACTIONS", "")
+			return nil
+		},
+	})
 }
