@@ -107,8 +107,11 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 			return s, err
 		}
 		ctxParams := contextParams(cfg, p.Name, name, t.Name, "{{job.run_id}}", loc.projectRoot(), gitCommit)
-		task := jobs.Task{TaskKey: name, NotebookTask: loc.notebookTask(st.Notebook, withContext(params, ctxParams)),
-			TimeoutSeconds: timeoutSeconds(st.Timeout), MaxRetries: st.Retries}
+		nt, err := loc.notebookTask(st.Notebook, withContext(params, ctxParams))
+		if err != nil {
+			return s, err
+		}
+		task := jobs.Task{TaskKey: name, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(st.Timeout), MaxRetries: st.Retries}
 		if st.Retries > 0 {
 			task.MinRetryIntervalMillis = int(st.RetryBackoff.Milliseconds())
 		}
@@ -347,7 +350,10 @@ func (d *Deployer) code(ctx context.Context, c *Client, cfg *Config, pl *plan.Pl
 	if err != nil {
 		return codeLocation{}, "", err
 	}
-	folder := codeFolder(cfg.WorkspaceRoot, b.Hash)
+	folder, err := codeFolder(cfg.WorkspaceRoot, b.Hash)
+	if err != nil {
+		return codeLocation{}, "", err
+	}
 	out.Code.Folder, out.Code.Files = folder, len(b.Files)
 	if opts.DryRun {
 		exists, err := codeExists(ctx, c, folder)
