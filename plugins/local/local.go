@@ -370,11 +370,11 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o700); err != nil {
 		return executor.Result{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
+	tmp, release, err := attemptDir(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
 	if err != nil {
 		return executor.Result{}, err
 	}
-	defer os.RemoveAll(tmp)
+	defer release()
 	outFile, errFile := filepath.Join(tmp, "result.json"), filepath.Join(tmp, "error.json")
 
 	stderrTail := newRing(maxDetailLines)
