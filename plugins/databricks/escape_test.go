@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/plugins/databricks/emulator"
@@ -22,5 +23,46 @@ func TestCheckOutputsStaysInTheVolume(t *testing.T) {
 				t.Errorf("%s %s: %+v, %v", key, p, check, err)
 			}
 		}
+	}
+}
+
+// TestCancelDuringSubmitLeavesNoRun cancels a stage while its submit call
+// is in flight and Databricks has already started the run (the answer is
+// lost): the executor learns the run through its idempotency token and
+// cancels it, so no run is left running that nobody knows about.
+func TestCancelDuringSubmitLeavesNoRun(t *testing.T) {
+	r := newRig(t, emulator.Options{})
+	r.e.InjectHTTP(emulator.HTTPFault{Endpoint: "POST /api/2.2/jobs/runs/submit", LoseResponse: 30 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan executor.Result, 1)
+	go func() {
+		res, err := r.x.Run(ctx, r.task("long", "sleep.py", map[string]string{"seconds": "120"}), (&events{}).sink)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for len(r.e.RunIDs()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the run was never submitted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // the submit's answer is still held
+	var res executor.Result
+	select {
+	case res = <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not return after cancellation")
+	}
+	if res.Status != executor.Cancelled {
+		t.Errorf("status %s: %+v", res.Status, res.Error)
+	}
+	if active := r.e.ActiveRuns(); len(active) != 0 {
+		t.Errorf("Run returned while runs %v were still active", active)
+	}
+	if ids := r.e.RunIDs(); len(ids) != 1 {
+		t.Errorf("runs %v: the second submit must get the first run (same idempotency token)", ids)
 	}
 }
