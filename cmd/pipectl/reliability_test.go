@@ -742,3 +742,40 @@ func TestLocalScripts(t *testing.T) {
 		},
 	})
 }
+
+// TestStateDirIsOwnerOnly: a first run in a fresh project creates the
+// state directory, its records, logs, lock and cache owner-only, whatever
+// the umask allows (the local store's modes are checked by
+// TestLocalRunSurvivesKill9).
+func TestStateDirIsOwnerOnly(t *testing.T) {
+	dir := sleepyProject(t, "1ms")
+	if r := runPipectl(t, dir, "run", "sleepy"); r.code != 0 {
+		t.Fatalf("run: %d %s", r.code, r.stderr)
+	}
+	state := filepath.Join(dir, ".pipectl")
+	ids, err := (&record.Store{Dir: record.DirIn(state)}).IDs()
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("runs %v, %v", ids, err)
+	}
+	modes := map[string]os.FileMode{
+		state:                                0o700,
+		filepath.Join(state, "runs"):         0o700,
+		filepath.Join(state, "runs", ids[0]): 0o700,
+		filepath.Join(state, "runs", ids[0], "logs"):             0o700,
+		filepath.Join(state, "runs", ids[0], "run.json"):         0o600,
+		filepath.Join(state, "runs", ids[0], "logs", "slow.log"): 0o600,
+		filepath.Join(state, "locks"):                            0o700,
+		filepath.Join(state, "locks", "sleepy@local.lock"):       0o600,
+		filepath.Join(state, "cache"):                            0o700,
+	}
+	for path, want := range modes {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %04o, want %04o", path, got, want)
+		}
+	}
+}
