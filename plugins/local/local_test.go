@@ -32,7 +32,14 @@ import (
 // a minute with pip's cache warm, more without it); later runs reuse it.
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LOCAL_TEST_HELPER") == "stage" {
+		helperStageMain() // worker_test.go
+		return
+	}
 	code := m.Run()
+	for _, c := range testCleanups {
+		c()
+	}
 	if fix != nil {
 		fix.e.Close()
 		os.RemoveAll(fix.project)
