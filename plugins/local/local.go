@@ -393,7 +393,7 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	note := func(format string, args ...any) {
 		sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: "stderr", Text: "pipectl: " + fmt.Sprintf(format, args...)})
 	}
-	st, err := e.runProcess(ctx, cmd, l, note)
+	st, err := e.runProcess(ctx, cmd, l, needsMLflow(task.Type), note)
 	if err != nil {
 		return failed(fmt.Sprintf("start the notebook runner: %v", err), "", false), nil
 	}

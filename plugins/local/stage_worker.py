@@ -8,9 +8,10 @@ environment, working directory, process group and output; nothing a stage does r
 or another stage (they share only the modules imported here, copy-on-write).
 
 Usage: python -c <this file> SOCKET. pipectl connects to the Unix socket SOCKET (in a directory only
-its user can enter) once per stage and sends one JSON line {"argv", "env", "cwd", "grace"}, argv
-being the interpreter's arguments (-m pipectl_runner ...), with the stage's stdout and stderr
-attached (SCM_RIGHTS). This process forks the stage's leader, which takes over the connection:
+its user can enter) once per stage and sends one JSON line {"argv", "env", "cwd", "grace",
+"after_preload"}, argv being the interpreter's arguments (-m pipectl_runner ...), with the stage's
+stdout and stderr attached (SCM_RIGHTS). This process forks the stage's leader (with after_preload,
+once everything is imported), which takes over the connection:
 
   leader -> pipectl  {"pid": N}      N is also the new process group's id
   pipectl -> leader  "go"            (pipectl may have given up waiting: then nothing runs)
@@ -93,12 +94,14 @@ def main():
     started = time.monotonic()
     while True:
         for _ in sel.select(0 if pending else 1.0):
-            serve(listener, sel)
+            serve(listener, sel, preloading=bool(pending))
         reap()
         if pending:
             preload(pending.pop(0))
             if not pending:
                 print(f"pipectl-worker: preloaded in {time.monotonic() - started:.1f}s", flush=True)
+                while WAITING:
+                    fork_stage(listener, sel, *WAITING.pop(0))
 
 
 def cleanup(path):
@@ -132,17 +135,28 @@ def reap():
             return
 
 
-def serve(listener, sel):
-    """Fork a leader for every request waiting."""
+# Requests that asked to start once everything is preloaded ("after_preload": stages that use
+# MLflow would otherwise import it themselves, while this process does too): (conn, req, fds).
+WAITING = []
+
+
+def serve(listener, sel, preloading):
+    """Fork a leader for every request waiting (or keep it for after the preload)."""
     while True:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        serve_one(listener, sel, conn)
+        got = read_request(conn)
+        if got is None:
+            continue
+        if preloading and got[1].get("after_preload"):
+            WAITING.append(got)
+        else:
+            fork_stage(listener, sel, *got)
 
 
-def serve_one(listener, sel, conn):
+def read_request(conn):
     fds = []
     try:
         conn.setblocking(True)
@@ -161,7 +175,11 @@ def serve_one(listener, sel, conn):
         for fd in fds:
             os.close(fd)
         conn.close()
-        return
+        return None
+    return conn, req, fds
+
+
+def fork_stage(listener, sel, conn, req, fds):
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -170,6 +188,10 @@ def serve_one(listener, sel, conn):
         try:
             sel.close()
             listener.close()
+            for other, _, other_fds in WAITING:  # other stages' requests
+                other.close()
+                for fd in other_fds:
+                    os.close(fd)
             conn.settimeout(None)
             code = lead(conn, req, fds)
         except BaseException:  # noqa: BLE001 - the leader never returns into the worker's loop

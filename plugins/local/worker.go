@@ -37,9 +37,9 @@ const (
 	// interpreter start, slow only on a very busy machine).
 	workerStartTimeout = time.Minute
 	// workerLaunchTimeout bounds the wait for the worker to fork a stage. It
-	// serves requests between two imports, and one import (MLflow) can take
-	// many seconds on a busy machine.
-	workerLaunchTimeout = time.Minute
+	// serves requests between two imports, and waits for the last one for
+	// stages that use MLflow: on a busy machine, that can take a while.
+	workerLaunchTimeout = 2 * time.Minute
 	// workerReady is the line the worker prints once it accepts requests.
 	workerReady = "pipectl-worker: listening"
 )
@@ -191,11 +191,26 @@ type workerRequest struct {
 	Env   []string `json:"env"`
 	Cwd   string   `json:"cwd"`
 	Grace float64  `json:"grace"`
+	// AfterPreload starts the stage only once the worker has imported
+	// everything (MLflow included), rather than have the stage import
+	// what is missing while the worker does too.
+	AfterPreload bool `json:"after_preload"`
+}
+
+// workerLauncher starts one stage through a worker (proc.Launcher).
+type workerLauncher struct {
+	ctx          context.Context // the stage's: cancelling it abandons a launch
+	w            *worker
+	afterPreload bool // see workerRequest
 }
 
 // Launch implements proc.Launcher: the worker forks the stage's leader,
 // which runs `c.Path c.Args...` as a child of its own.
-func (w *worker) Launch(c proc.Cmd, stdout, stderr *os.File) (proc.Leader, error) {
+func (l workerLauncher) Launch(c proc.Cmd, stdout, stderr *os.File) (proc.Leader, error) {
+	return l.w.launch(l.ctx, c, stdout, stderr, l.afterPreload)
+}
+
+func (w *worker) launch(ctx context.Context, c proc.Cmd, stdout, stderr *os.File, afterPreload bool) (proc.Leader, error) {
 	if c.Path != w.python || len(c.Args) < 2 || c.Args[0] != "-m" {
 		return nil, fmt.Errorf("the stage worker runs `%s -m MODULE`, not %s %v", w.python, c.Path, c.Args)
 	}
@@ -214,7 +229,7 @@ func (w *worker) Launch(c proc.Cmd, stdout, stderr *os.File) (proc.Leader, error
 	if grace <= 0 {
 		grace = proc.DefaultGrace
 	}
-	req, err := json.Marshal(workerRequest{Argv: c.Args, Env: c.Env, Cwd: c.Dir, Grace: grace.Seconds()})
+	req, err := json.Marshal(workerRequest{Argv: c.Args, Env: c.Env, Cwd: c.Dir, Grace: grace.Seconds(), AfterPreload: afterPreload})
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +242,9 @@ func (w *worker) Launch(c proc.Cmd, stdout, stderr *os.File) (proc.Leader, error
 		uc.Close()
 		return nil, fmt.Errorf("stage worker: %w", err)
 	}
+	// Until the stage runs, cancelling gives up (the leader then runs
+	// nothing); afterwards, proc stops the stage like any other.
+	abandon := context.AfterFunc(ctx, func() { uc.Close() })
 	if err := sendWithFiles(uc, append(req, '\n'), stdout, stderr); err != nil {
 		return fail(err)
 	}
@@ -248,6 +266,10 @@ func (w *worker) Launch(c proc.Cmd, stdout, stderr *os.File) (proc.Leader, error
 	if _, err := uc.Write([]byte("go\n")); err != nil {
 		killGroup(started.Pid)
 		return fail(err)
+	}
+	if !abandon() {
+		killGroup(started.Pid) // cancelled just now: the stage barely started
+		return fail(ctx.Err())
 	}
 	return &workerLeader{pid: started.Pid, conn: uc, r: r}, nil
 }
@@ -327,14 +349,18 @@ func isClosed(ch chan struct{}) bool {
 // runProcess runs the runner command: forked by the stage worker when
 // there is one, else (or when the worker cannot start it) as a plain
 // process. Either way the stage has its own process group, output,
-// cancellation and timeout (package proc).
-func (e *Executor) runProcess(ctx context.Context, cmd proc.Cmd, l layout, note noteFunc) (proc.Status, error) {
+// cancellation and timeout (package proc). Stages that use MLflow start
+// once the worker has imported it.
+func (e *Executor) runProcess(ctx context.Context, cmd proc.Cmd, l layout, usesMLflow bool, note noteFunc) (proc.Status, error) {
 	if w := e.worker(ctx, l, cmd.Path, note); w != nil {
 		wcmd := cmd
-		wcmd.Launcher = w
+		wcmd.Launcher = workerLauncher{ctx: ctx, w: w, afterPreload: usesMLflow}
 		st, err := proc.Run(ctx, wcmd)
 		if err == nil {
 			return st, nil
+		}
+		if ctx.Err() != nil {
+			return proc.Status{ExitCode: -1, Stopped: true}, nil // cancelled before the stage ran
 		}
 		// Nothing ran. The worker is not used again in this run.
 		w.broken.Store(true)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/internal/proc"
 )
 
 // The tests of local_test.go run stages through the stage worker (the
@@ -284,4 +285,77 @@ func TestStagesDieWithExecutorProcess(t *testing.T) {
 	}
 	_ = helper.Wait()
 	waitGone(t, append(pids, workerPid))
+}
+
+// newTestWorker starts a worker for the fixture's project, as the executor
+// would, and returns it with the stage command template for startup.py.
+func newTestWorker(t *testing.T, f *fixture) (*worker, func(out string, rec *events) proc.Cmd) {
+	t.Helper()
+	task := f.task("startup.py", nil)
+	l, err := newLayout(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := f.e.venv(testCtx(t), l, func(executor.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWorker(env.Python, l.root, withoutPerStage(stageEnv(os.Environ(), l, "")))
+	t.Cleanup(w.Close)
+	if err := w.Wait(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return w, func(out string, rec *events) proc.Cmd {
+		return proc.Cmd{Path: env.Python, Args: []string{"-m", "pipectl_runner", l.notebook, "--param", "pipectl_stage=direct", "--output", out}, Dir: l.root,
+			Env: stageEnv(os.Environ(), l, "http://127.0.0.1:9"), Stdout: func(s string) { rec.sink(executor.Event{Kind: executor.EventLog, Stream: "stdout", Text: s}) },
+			Stderr: func(s string) { rec.sink(executor.Event{Kind: executor.EventLog, Stream: "stderr", Text: s}) }}
+	}
+}
+
+func TestWorkerStartsMLflowStagesAfterPreload(t *testing.T) {
+	f := getFixture(t)
+	w, stage := newTestWorker(t, f)
+	// At once, while the worker is still importing: a stage that uses
+	// MLflow waits until the worker has imported everything.
+	out := filepath.Join(t.TempDir(), "out.json")
+	var rec events
+	cmd := stage(out, &rec)
+	cmd.Launcher = workerLauncher{ctx: testCtx(t), w: w, afterPreload: true}
+	st, err := proc.Run(testCtx(t), cmd)
+	if err != nil || !st.Success() {
+		t.Fatalf("%+v %v\n%s%s", st, err, rec.text(), w.logs.text())
+	}
+	b, _ := os.ReadFile(out)
+	var exit struct {
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(b, &exit); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if got := exit.Outputs["preloaded"]; got != "pandas,sklearn,mlflow" {
+		t.Errorf("modules loaded before the first cell: %q, want all of pandas, sklearn and mlflow", got)
+	}
+}
+
+func TestWorkerLaunchCancelled(t *testing.T) {
+	f := getFixture(t)
+	w, stage := newTestWorker(t, f)
+	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	var rec events
+	cmd := stage(filepath.Join(t.TempDir(), "out.json"), &rec)
+	cmd.Launcher = workerLauncher{ctx: ctx, w: w, afterPreload: true}
+	started := time.Now()
+	if _, err := proc.Run(ctx, cmd); err == nil {
+		t.Fatal("a launch cancelled while the worker was preloading did not fail")
+	}
+	if d := time.Since(started); d > 10*time.Second {
+		t.Errorf("the cancelled launch took %s to give up", d)
+	}
+	// Once the worker gets to the request, it runs nothing.
+	waitPreloaded(t, w)
+	time.Sleep(time.Second)
+	if out := rec.text(); out != "" {
+		t.Errorf("the cancelled stage ran:\n%s", out)
+	}
 }
