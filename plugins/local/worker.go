@@ -33,8 +33,9 @@ var workerScript = "# pipectl: stage worker (plugins/local/stage_worker.py)\n" +
 	workerSource[strings.Index(workerSource[3:], `"""`)+6:]
 
 const (
-	// workerStartTimeout bounds the wait for a new worker's socket (a bare
-	// interpreter start, slow only on a very busy machine).
+	// workerStartTimeout bounds the wait for a new worker's socket: the
+	// interpreter's start and the imports of numpy, pandas and pyarrow
+	// (a second or two; more on a busy machine).
 	workerStartTimeout = time.Minute
 	// workerLaunchTimeout bounds the wait for the worker to fork a stage. It
 	// serves requests between two imports, and waits for the last one for
