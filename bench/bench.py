@@ -414,6 +414,10 @@ class Suite:
                 return run
 
             series = interleaved(runs, {"1 stage (baseline)": chain(1), f"{n} stages": chain(n)})
+        log("  and one Run through go-plugin vs in process (go test -bench DispatchNoop)")
+        go = go_bench("./cmd/pipectl", "^BenchmarkDispatchNoop(InProcess)?$", runs, "ns/op")
+        series["in process (Go)"] = go["BenchmarkDispatchNoopInProcess"]
+        series["through go-plugin (Go)"] = go["BenchmarkDispatchNoop"]
         one, many = series["1 stage (baseline)"].stat()[0], series[f"{n} stages"].stat()[0]
         per_stage = (many - one) / (n - 1)
         rows = [
@@ -431,6 +435,17 @@ class Suite:
                 "ratio": None,
                 "met": per_stage <= 0.020,
             },
+            row(
+                "one Run in process (Go benchmark, baseline)", series["in process (Go)"], ratio=1.0, cpu=False
+            ),
+            row(
+                "one Run through go-plugin (Go benchmark)",
+                series["through go-plugin (Go)"],
+                goal="≤ 20 ms",
+                ratio=series["through go-plugin (Go)"].stat()[0] / series["in process (Go)"].stat()[0],
+                met=series["through go-plugin (Go)"].stat()[0] <= 0.020,
+                cpu=False,
+            ),
         ]
         self.record(
             "B4",
@@ -440,7 +455,10 @@ class Suite:
             [
                 "a chain (each stage needs the previous one), --no-cache: pipectl start, spec, plan, "
                 "the noop plugin "
-                "(self-exec'd, gRPC), per stage a Run, its events and the run record."
+                "(self-exec'd, gRPC), per stage a Run, its events and the run record.",
+                "Go benchmarks: cmd/pipectl BenchmarkDispatchNoop (one Run of a noop stage through a running "
+                "`pipectl __executor noop`: gRPC stream, a log event, the result) against "
+                "BenchmarkDispatchNoopInProcess (the same Run, no plugin); one sample per -count.",
             ],
         )
 
@@ -453,37 +471,7 @@ class Suite:
             f"{count} samples each)"
         )
         env = {**os.environ, "PIPECTL_TEST_STATE": str(self.state)}
-        out = subprocess.run(
-            [
-                "go",
-                "test",
-                "./plugins/local",
-                "-run",
-                "^$",
-                "-bench",
-                "^BenchmarkStageStartup$",
-                "-benchtime",
-                "1x",
-                "-count",
-                str(count),
-                "-timeout",
-                "60m",
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode != 0:
-            raise SystemExit(f"bench: B6 failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-        metrics: dict[str, list[float]] = {}
-        for line in out.stdout.splitlines():
-            if line.startswith("BenchmarkStageStartup"):
-                for value, unit in re.findall(r"([\d.]+) (ms/[\w-]+)", line):
-                    metrics.setdefault(unit, []).append(float(value) / 1000)
-        series = {}
-        for unit, xs in metrics.items():
-            series[unit] = Series(unit, [Sample(wall=x, cpu=0, rss_mib=0) for x in xs])
+        series = go_bench("./plugins/local", "^BenchmarkStageStartup$", count, "ms/*", env=env)
         rows = []
         for what, label in (
             ("first-cell", "dispatch → first cell"),
@@ -511,6 +499,28 @@ class Suite:
         root = ROOT / ".pipectl" / "data" / "financial_news"
         for v in self.created_versions:
             shutil.rmtree(root / v, ignore_errors=True)
+
+
+def go_bench(pkg: str, pattern: str, count: int, *units: str, env: dict | None = None) -> dict[str, Series]:
+    """Run Go benchmarks (-benchtime 1x for custom metrics, else the default) and return, per
+    benchmark and unit, the samples in seconds (one per -count)."""
+    argv = ["go", "test", pkg, "-run", "^$", "-bench", pattern, "-count", str(count), "-timeout", "60m"]
+    if any(u != "ns/op" for u in units):
+        argv += ["-benchtime", "1x"]
+    out = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    series: dict[str, Series] = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"(Benchmark\w+?)(-\d+)?\s+\d+\s+(.*)", line)
+        if not m:
+            continue
+        for value, unit in re.findall(r"([\d.]+) ([\w/-]+)", m.group(3)):
+            if unit in units or (unit.startswith("ms/") and "ms/*" in units):
+                scale = 1e-9 if unit == "ns/op" else 1e-3
+                key = m.group(1) if unit == "ns/op" else unit
+                series.setdefault(key, Series(key)).samples.append(Sample(float(value) * scale, 0, 0))
+    return series
 
 
 def chain_spec(chains: dict[str, int]) -> str:
@@ -661,6 +671,10 @@ def machine() -> dict:
 def fmt_time(x: float | None) -> str:
     if x is None:
         return ""
+    if abs(x) < 0.001:
+        return f"{x * 1e6:.1f} µs"
+    if abs(x) < 0.01:
+        return f"{x * 1000:.2f} ms"
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s" if x < 10 else f"{x:.1f} s"
 
 
