@@ -179,10 +179,10 @@ func (w *worker) usable() bool {
 // Close stops the worker; stages it started are not its children's
 // business any more (each has its own group and leader) and keep running.
 func (w *worker) Close() {
-	<-w.ready
 	if w.p != nil {
 		w.p.Stop()
 	}
+	<-w.ready
 	<-w.stopped
 }
 
@@ -302,7 +302,7 @@ func (l *workerLeader) Wait() (proc.Status, error) {
 // when there is none (or it stopped), and waits until it accepts stages.
 // Nil means: start the stage as a plain process.
 func (e *Executor) worker(ctx context.Context, l layout, python string, sink noteFunc) *worker {
-	if e.opts.NoWorker {
+	if e.opts.NoWorker || !workerSupported {
 		return nil
 	}
 	key := python + "\x00" + l.root + "\x00" + l.pythonDir
