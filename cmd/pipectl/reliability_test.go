@@ -102,17 +102,7 @@ func (p *localProject) cmd(args ...string) *exec.Cmd {
 
 func (p *localProject) run(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := p.cmd(args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
+	return runCmd(t, p.cmd(args...))
 }
 
 func (p *localProject) records() *record.Store {
