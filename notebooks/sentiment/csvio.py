@@ -44,23 +44,39 @@ def decode(data: bytes, encoding: str, path: Path) -> str:
     return text.removeprefix("\ufeff")  # a UTF-8 BOM would otherwise stick to the first header
 
 
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return False  # decode() reports it
+
+
 def read_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
     """Parse CSV bytes into string columns. Only empty fields are missing values: a sentence that
     reads "NA" or "None" stays text."""
     import pandas as pd
 
-    utf8 = decode(data, encoding, path).encode("utf-8")
-    try:
+    def parse(utf8: bytes) -> pd.DataFrame:
         # The pyarrow engine is multi-threaded and much faster on large files.
-        df = pd.read_csv(
-            io.BytesIO(utf8),
-            engine="pyarrow",
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
+        return pd.read_csv(
+            io.BytesIO(utf8), engine="pyarrow", dtype=str, keep_default_na=False, na_values=[""]
         )
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{path}: not a valid CSV file: {exc}") from None
+
+    df = None
+    if _is_utf8(encoding):
+        # UTF-8 input goes to pyarrow as it is (it checks the encoding and skips a BOM): decoding
+        # to a Python str and back costs seconds and up to 5x the file's size in memory on big
+        # files. Anything pyarrow rejects takes the path below, which names the bad line.
+        try:
+            df = parse(data)
+        except Exception:  # noqa: BLE001 - reported precisely below
+            df = None
+    if df is None:
+        utf8 = decode(data, encoding, path).encode("utf-8")
+        try:
+            df = parse(utf8)
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise DataError(f"{path}: not a valid CSV file: {exc}") from None
     if df.columns.duplicated().any():
         dupes = sorted(set(df.columns[df.columns.duplicated()]))
         raise DataError(f"{path}: duplicate column names {dupes}")
