@@ -1,0 +1,231 @@
+"""TF-IDF vectorizer with fast, exact n-gram counting, for training on a million texts.
+
+scikit-learn's `TfidfVectorizer` counts n-grams one at a time in Python: for character n-grams of
+short texts that is about 400 dictionary updates per text (minutes per million texts), and the
+column index of every entry sits in a Python list while it counts (8 bytes per entry, gigabytes).
+`NgramTfidfVectorizer` is a `TfidfVectorizer` (same parameters, same vocabulary, same matrix,
+bit for bit: tests/test_ngrams.py compares them) whose counting step is replaced:
+
+- `char_wb`: a text's n-grams are the n-grams of its words, and words repeat. Each distinct word
+  is cut into n-grams once; the text x n-gram counts are then (text x word counts) @ (word x
+  n-gram counts), one sparse product in C.
+- `word`: tokens get integer ids; n-grams of n tokens are numbered from the ids of their
+  (n-1)-token prefix and their last token with numpy; only distinct n-grams become strings.
+
+Everything after counting (min_df, max_features, sorting the vocabulary, idf, sublinear tf, norm)
+is scikit-learn's own code. Configurations the fast path does not cover (custom preprocessor,
+tokenizer or analyzer, accent stripping, file input) fall back to scikit-learn's counting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+#: Texts counted at a time: bounds the temporary arrays (token ids, n-gram keys) to a few
+#: hundred MB whatever the corpus size.
+CHUNK = 100_000
+#: Words whose char n-grams a fitted vectorizer remembers between `transform` calls (batch
+#: inference sees the same words again and again). Cleared when full; never pickled.
+WORD_CACHE_LIMIT = 200_000
+
+
+def _align(matrix: Any) -> Any:
+    from sklearn.utils._sparse import _align_api_if_sparse
+
+    return _align_api_if_sparse(matrix)
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
+    """Counts of (row, col) pairs as a CSR matrix with canonical (summed, sorted) entries."""
+    data = np.ones(len(rows), dtype=np.int32)
+    return sp.csr_array(sp.coo_array((data, (rows, cols)), shape=shape))
+
+
+class NgramTfidfVectorizer(TfidfVectorizer):
+    """`TfidfVectorizer` with fast counting for the `word` and `char_wb` analyzers (see module)."""
+
+    def _fast_path(self, docs: list[Any]) -> bool:
+        return (
+            self.input == "content"
+            and self.preprocessor is None
+            and self.tokenizer is None
+            and self.strip_accents is None
+            and self.analyzer in ("word", "char_wb")
+            and all(type(d) is str for d in docs)
+        )
+
+    def _count_vocab(self, raw_documents: Any, fixed_vocab: bool) -> tuple[dict[str, int], Any]:
+        docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+        if not self._fast_path(docs):
+            return super()._count_vocab(docs, fixed_vocab)
+        self.build_analyzer()  # scikit-learn's parameter checks and warnings
+        vocabulary: dict[str, int] = self.vocabulary_ if fixed_vocab else {}
+        count = self._count_words if self.analyzer == "word" else self._count_char_wb
+        pieces = []
+        for start in range(0, len(docs), CHUNK):
+            chunk = docs[start : start + CHUNK]
+            if self.lowercase:
+                chunk = [d.lower() for d in chunk]
+            pieces.append(count(chunk, vocabulary, fixed_vocab))
+        if not fixed_vocab and not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        if not fixed_vocab:
+            # scikit-learn renumbers the vocabulary in place next: the ids cached are stale.
+            self.__dict__.pop("_ngram_word_cache", None)
+        counts = _vstack(pieces, len(vocabulary), self.dtype)
+        counts.sort_indices()
+        return vocabulary, _align(counts)
+
+    def _count_words(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+        tokenize = self.build_tokenizer()
+        stop_words = self.get_stop_words()
+        min_n, max_n = self.ngram_range
+        ids: dict[str, int] = {}
+        flat: list[int] = []
+        lengths = np.zeros(len(docs), dtype=np.int64)
+        for i, doc in enumerate(docs):
+            tokens = tokenize(doc)
+            if stop_words is not None:
+                tokens = [t for t in tokens if t not in stop_words]
+            lengths[i] = len(tokens)
+            flat.extend([ids.setdefault(t, len(ids)) for t in tokens])
+        names = list(ids)
+        tok = np.asarray(flat, dtype=np.int64)
+        tok_list = flat
+        doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        # Tokens from each position to the end of its text, the position included.
+        remaining = np.cumsum(lengths)[doc_of] - np.arange(len(tok), dtype=np.int64)
+        levels = []  # per n: (positions, distinct id at each position, terms, first position of each)
+        gram = tok
+        for n in range(1, max_n + 1):
+            m = len(tok) - n + 1
+            if m <= 0:
+                break
+            positions = np.flatnonzero(remaining[:m] >= n)
+            # The n-gram at p is its (n-1)-gram at p plus the token at p + n - 1: number the
+            # distinct pairs of ids (both below len(tok), so the key fits in 64 bits).
+            key = tok[positions] if n == 1 else gram[positions] * max(len(ids), 1) + tok[positions + n - 1]
+            _, first, here = np.unique(key, return_index=True, return_inverse=True)
+            first = positions[first]  # positions ascend: where each distinct n-gram occurs first
+            gram = np.full(m, -1, dtype=np.int64)
+            gram[positions] = here
+            if n < min_n:
+                continue
+            terms = [" ".join([names[t] for t in tok_list[p : p + n]]) for p in first.tolist()]
+            levels.append((n, positions, here, terms, first))
+
+        # Column ids. While fitting, new terms are numbered in the order scikit-learn meets them
+        # (text by text; in a text, all unigrams, then all bigrams, ...): the order of the
+        # entries of each row, and so the floating-point sums over them, match scikit-learn's.
+        features = []
+        new: list[tuple[np.ndarray, ...]] = []  # text, n, position, level, distinct id
+        for level, (n, _, _, terms, first) in enumerate(levels):
+            feature = np.fromiter((vocabulary.get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+            if not fixed:
+                u = np.flatnonzero(feature < 0)
+                new.append((doc_of[first[u]], np.full(len(u), n), first[u], np.full(len(u), level), u))
+            features.append(feature)
+        if new:
+            text, n_of, pos, level_of, u_of = (np.concatenate(c) for c in zip(*new, strict=True))
+            for i in np.lexsort((pos, n_of, text)).tolist():
+                level, u = int(level_of[i]), int(u_of[i])
+                features[level][u] = vocabulary.setdefault(levels[level][3][u], len(vocabulary))
+
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for (_, positions, here, _, _), feature in zip(levels, features, strict=True):
+            mapped = feature[here]
+            keep = mapped >= 0
+            rows.append(doc_of[positions][keep])
+            cols.append(mapped[keep])
+        return _pairs_csr(rows, cols, len(docs))
+
+    def _count_char_wb(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+        # Words as char_wb sees them: the text split at whitespace (its regex substitution of
+        # whitespace runs does not change what str.split() returns).
+        word_ids: dict[str, int] = {}
+        flat: list[int] = []
+        indptr = [0]
+        for doc in docs:
+            flat.extend([word_ids.setdefault(w, len(word_ids)) for w in doc.split()])
+            indptr.append(len(flat))
+        words = sp.csr_array(
+            (
+                np.ones(len(flat), dtype=np.int32),
+                np.asarray(flat, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(docs), len(word_ids)),
+        )
+        cache = self._word_cache(vocabulary)
+        g_cols: list[np.ndarray] = []
+        g_len = np.zeros(len(word_ids), dtype=np.int64)
+        for i, w in enumerate(word_ids):
+            cols = cache.get(w)
+            if cols is None:
+                grams = self._char_wb_ngrams(w)
+                if fixed:
+                    cols = np.fromiter(
+                        (c for c in map(vocabulary.get, grams) if c is not None), dtype=np.int64
+                    )
+                else:
+                    cols = np.fromiter(
+                        (vocabulary.setdefault(g, len(vocabulary)) for g in grams),
+                        dtype=np.int64,
+                        count=len(grams),
+                    )
+                if len(cache) >= WORD_CACHE_LIMIT:
+                    cache.clear()
+                cache[w] = cols
+            g_cols.append(cols)
+            g_len[i] = len(cols)
+        width = len(vocabulary)
+        g_rows = np.repeat(np.arange(len(word_ids), dtype=np.int64), g_len)
+        g_all = np.concatenate(g_cols) if g_cols else np.zeros(0, dtype=np.int64)
+        return sp.csr_array(words @ _csr(g_rows, g_all, (len(word_ids), width)))
+
+    def _word_cache(self, vocabulary: dict[str, int]) -> dict[str, np.ndarray]:
+        """Char n-gram columns per word for `vocabulary`: while fitting, for one fit (ids never
+        change while it counts); once fitted, across transform calls."""
+        owner, cache = self.__dict__.get("_ngram_word_cache", (None, None))
+        if owner is not vocabulary or cache is None:
+            cache = {}
+            self.__dict__["_ngram_word_cache"] = (vocabulary, cache)
+        return cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_ngram_word_cache", None)
+        return state
+
+
+def _pairs_csr(rows: list[np.ndarray], cols: list[np.ndarray], n_docs: int) -> sp.csr_array:
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    width = int(c.max()) + 1 if len(c) else 0
+    return _csr(r, c, (n_docs, width))
+
+
+def _vstack(pieces: list[sp.csr_array], width: int, dtype: Any) -> sp.csr_array:
+    """Stack row blocks (each possibly narrower than the final vocabulary) into one CSR of
+    `width` columns and `dtype` values, with int32 indices when they fit (as scikit-learn)."""
+    nnz = sum(p.nnz for p in pieces)
+    rows = sum(p.shape[0] for p in pieces)
+    index = np.int32 if max(nnz, width) <= np.iinfo(np.int32).max else np.int64
+    data = np.empty(nnz, dtype=dtype)
+    indices = np.empty(nnz, dtype=index)
+    indptr = np.empty(rows + 1, dtype=index)
+    indptr[0] = 0
+    at, row = 0, 0
+    for p in pieces:
+        p.sum_duplicates()
+        data[at : at + p.nnz] = p.data
+        indices[at : at + p.nnz] = p.indices
+        indptr[row + 1 : row + p.shape[0] + 1] = p.indptr[1:] + at
+        at += p.nnz
+        row += p.shape[0]
+    return sp.csr_array((data, indices, indptr), shape=(rows, width))
