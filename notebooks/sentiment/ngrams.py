@@ -19,11 +19,21 @@ tokenizer or analyzer, accent stripping, file input) fall back to scikit-learn's
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import (
+    CountVectorizer,
+    TfidfTransformer,
+    TfidfVectorizer,
+    _document_frequency,
+)
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .sparse import RowAppender, keep_columns, scale_by_column, take_in_place
 
 #: Texts counted at a time: bounds the temporary arrays (token ids, n-gram keys) to a few
 #: hundred MB whatever the corpus size.
@@ -65,20 +75,73 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         self.build_analyzer()  # scikit-learn's parameter checks and warnings
         vocabulary: dict[str, int] = self.vocabulary_ if fixed_vocab else {}
         count = self._count_words if self.analyzer == "word" else self._count_char_wb
-        pieces = []
+        rows = RowAppender(self.dtype)
         for start in range(0, len(docs), CHUNK):
             chunk = docs[start : start + CHUNK]
             if self.lowercase:
                 chunk = [d.lower() for d in chunk]
-            pieces.append(count(chunk, vocabulary, fixed_vocab))
+            rows.append(count(chunk, vocabulary, fixed_vocab))
         if not fixed_vocab and not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         if not fixed_vocab:
             # scikit-learn renumbers the vocabulary in place next: the ids cached are stale.
             self.__dict__.pop("_ngram_word_cache", None)
-        counts = _vstack(pieces, len(vocabulary), self.dtype)
+        counts = rows.matrix(len(vocabulary))
         counts.sort_indices()
         return vocabulary, _align(counts)
+
+    # The steps below are scikit-learn's, computed in place (sentiment/sparse.py) instead of
+    # through copies of the whole matrix; they give the same vocabulary and the same arrays.
+
+    def _sort_features(self, X: Any, vocabulary: dict[str, int]) -> Any:  # noqa: N803
+        terms = list(vocabulary)
+        old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
+        order = _sorted_order(terms)
+        map_index = np.empty(len(terms), dtype=X.indices.dtype)
+        map_index[old[order]] = np.arange(len(terms))
+        for new_val, i in enumerate(order.tolist()):
+            vocabulary[terms[i]] = new_val
+        take_in_place(map_index, X.indices)
+        return X
+
+    def _limit_features(self, X: Any, vocabulary: dict[str, int], high=None, low=None, limit=None) -> Any:  # noqa: N803
+        if high is None and low is None and limit is None:
+            return X, set()
+        dfs = _document_frequency(X)
+        mask = np.ones(len(dfs), dtype=bool)
+        if high is not None:
+            mask &= dfs <= high
+        if low is not None:
+            mask &= dfs >= low
+        if limit is not None and mask.sum() > limit:
+            tfs = np.asarray(X.sum(axis=0)).ravel()
+            mask_inds = (-tfs[mask]).argsort()[:limit]
+            new_mask = np.zeros(len(dfs), dtype=bool)
+            new_mask[np.where(mask)[0][mask_inds]] = True
+            mask = new_mask
+        new_indices = np.cumsum(mask) - 1  # maps old indices to new
+        terms = list(vocabulary)
+        old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
+        keep = mask[old]
+        vocabulary.clear()  # in place and in the same order, as scikit-learn's deletions leave it
+        vocabulary.update(zip(compress(terms, keep.tolist()), new_indices[old[keep]], strict=True))
+        if not mask.any():
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+        return keep_columns(X, mask)
+
+    def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
+        self._check_params()
+        self._tfidf = TfidfTransformer(
+            norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf, sublinear_tf=self.sublinear_tf
+        )
+        X = CountVectorizer.fit_transform(self, raw_documents)  # noqa: N806
+        self._tfidf.fit(X)
+        return _tfidf_in_place(self._tfidf, X)
+
+    def transform(self, raw_documents: Any) -> Any:
+        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
+        X = CountVectorizer.transform(self, raw_documents)  # noqa: N806
+        return _tfidf_in_place(self._tfidf, X)
 
     def _count_words(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
         tokenize = self.build_tokenizer()
@@ -210,22 +273,28 @@ def _pairs_csr(rows: list[np.ndarray], cols: list[np.ndarray], n_docs: int) -> s
     return _csr(r, c, (n_docs, width))
 
 
-def _vstack(pieces: list[sp.csr_array], width: int, dtype: Any) -> sp.csr_array:
-    """Stack row blocks (each possibly narrower than the final vocabulary) into one CSR of
-    `width` columns and `dtype` values, with int32 indices when they fit (as scikit-learn)."""
-    nnz = sum(p.nnz for p in pieces)
-    rows = sum(p.shape[0] for p in pieces)
-    index = np.int32 if max(nnz, width) <= np.iinfo(np.int32).max else np.int64
-    data = np.empty(nnz, dtype=dtype)
-    indices = np.empty(nnz, dtype=index)
-    indptr = np.empty(rows + 1, dtype=index)
-    indptr[0] = 0
-    at, row = 0, 0
-    for p in pieces:
-        p.sum_duplicates()
-        data[at : at + p.nnz] = p.data
-        indices[at : at + p.nnz] = p.indices
-        indptr[row + 1 : row + p.shape[0] + 1] = p.indptr[1:] + at
-        at += p.nnz
-        row += p.shape[0]
-    return sp.csr_array((data, indices, indptr), shape=(rows, width))
+def _sorted_order(terms: list[str]) -> np.ndarray:
+    """Indices of `terms` in sorted order (Python's: by code point). pyarrow sorts UTF-8 bytes,
+    which is the same order, in C; strings UTF-8 cannot encode fall back to `sorted`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.sort_indices(pa.array(terms, type=pa.large_string())).to_numpy().astype(np.int64)
+    except (pa.ArrowException, UnicodeEncodeError):
+        return np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int64)
+
+
+def _tfidf_in_place(tfidf: TfidfTransformer, X: Any) -> Any:  # noqa: N803
+    """`tfidf.transform(X, copy=False)` without its temporary of one value per entry."""
+    X = validate_data(tfidf, X, accept_sparse="csr", dtype=[np.float64, np.float32], copy=False, reset=False)  # noqa: N806
+    if not sp.issparse(X):
+        X = sp.csr_array(X, dtype=X.dtype)  # noqa: N806
+    if tfidf.sublinear_tf:
+        np.log(X.data, X.data)
+        X.data += 1.0
+    if hasattr(tfidf, "idf_"):
+        scale_by_column(X.data, X.indices, tfidf.idf_)
+    if tfidf.norm is not None:
+        X = normalize(X, norm=tfidf.norm, copy=False)  # noqa: N806
+    return _align(X)
