@@ -200,3 +200,25 @@ def test_the_model_features_match_scikit_learn_on_the_sample():
     want, got = theirs.fit_transform(texts), ours.fit_transform(texts)
     assert np.array_equal(want.indices, got.indices) and np.array_equal(want.data, got.data)
     assert all(type(v) is NgramTfidfVectorizer for _, v in ours.transformer_list)
+
+
+def test_the_feature_union_stacks_like_scikit_learns():
+    from sklearn.pipeline import FeatureUnion
+
+    from sentiment.features import CsrFeatureUnion
+
+    docs = [f"Profit rose by {i % 7} and the loss fell {i % 13} times" for i in range(50)] + [""]
+    for features in ({}, {"char_ngram": None}):
+        ours = build_features(features)
+        assert type(ours) is CsrFeatureUnion
+        theirs = FeatureUnion([(n, TfidfVectorizer(**v.get_params())) for n, v in ours.transformer_list])
+        for want, got in (
+            (theirs.fit_transform(docs), ours.fit_transform(docs)),
+            (theirs.transform(docs[:9]), ours.transform(docs[:9])),
+        ):
+            assert type(want) is type(got) and want.dtype == got.dtype and want.shape == got.shape
+            assert want.indices.dtype == got.indices.dtype and want.indptr.dtype == got.indptr.dtype
+            assert np.array_equal(want.indptr, got.indptr)
+            assert np.array_equal(want.indices, got.indices)
+            assert np.array_equal(want.data, got.data)
+        assert list(ours.get_feature_names_out()) == list(theirs.get_feature_names_out())
