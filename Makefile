@@ -16,7 +16,7 @@ GO ?= go
 export PIPECTL_TEST_STATE ?= $(CURDIR)/.pipectl/test
 DEV_PYTHON := $(PIPECTL_TEST_STATE)/dev-python
 
-.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto
+.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto bench bench-smoke
 
 test: lint py-test go-test fuzz-smoke validate
 
@@ -64,3 +64,23 @@ validate:
 # Regenerate the executor protocol's Go code after editing executor.proto.
 proto:
 	$(GO) generate ./engine/plugin
+
+# Benchmarks (docs/BENCHMARKS.md): medians of several runs, each a ratio
+# against a baseline run in the same invocation. `make bench` takes about an
+# hour on 2 cores; `make bench-smoke` runs every benchmark once at reduced
+# sizes (a few minutes), so the suite never rots. Neither is part of `make
+# test`: benchmarks are not tests. B5 (the million-row run) lives in
+# bench/scale/.
+BENCH_ARGS ?=
+bench:
+	python3 bench/bench.py $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-scale SCALE_ARGS=
+
+bench-smoke:
+	python3 bench/bench.py --smoke $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-scale SCALE_ARGS=--smoke
+
+.PHONY: bench-scale
+bench-scale:
+	@if [ -f bench/scale/run.sh ]; then bash bench/scale/run.sh $(SCALE_ARGS); \
+	else echo "bench: B5 skipped: bench/scale/run.sh is not here"; fi

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	cuelang.org/go v0.17.1
 	github.com/alecthomas/kong v1.17.0
+	github.com/bufbuild/protocompile v0.14.1
 	github.com/databricks/databricks-sdk-go v0.118.0
 	github.com/gofrs/flock v0.13.2
 	github.com/google/go-cmp v0.7.0

@@ -27,7 +27,8 @@ var builtinExecutors = map[string]func() executor.Executor{
 	noop.Name:       noop.New,
 	databricks.Name: func() executor.Executor { return databricks.New(os.Getenv) },
 	local.Name: func() executor.Executor {
-		return local.New(local.Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ()})
+		return local.New(local.Options{Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(),
+			NoWorker: os.Getenv("PIPECTL_LOCAL_WORKER") == "0"})
 	},
 }
 

@@ -27,19 +27,29 @@ type DeployCmd struct {
 
 // deployJSON is the stable JSON form of a deploy's outcome.
 type deployJSON struct {
-	Pipeline string   `json:"pipeline"`
-	Target   string   `json:"target"`
-	Host     string   `json:"host"`
-	DryRun   bool     `json:"dry_run"`
-	Action   string   `json:"action"`
-	JobID    int64    `json:"job_id,omitempty"`
-	JobName  string   `json:"job_name"`
-	Code     any      `json:"code,omitempty"`
-	Diff     string   `json:"diff,omitempty"`
-	Settings any      `json:"settings,omitempty"`
-	Removed  []int64  `json:"removed_job_ids,omitempty"`
-	Foreign  []int64  `json:"foreign_job_ids,omitempty"`
-	Dropped  []string `json:"dropped_settings,omitempty"`
+	Pipeline string              `json:"pipeline"`
+	Target   string              `json:"target"`
+	Host     string              `json:"host"`
+	DryRun   bool                `json:"dry_run"`
+	Action   string              `json:"action"`
+	JobID    int64               `json:"job_id,omitempty"`
+	JobName  string              `json:"job_name"`
+	Code     any                 `json:"code,omitempty"`
+	Diff     string              `json:"diff,omitempty"`
+	Settings any                 `json:"settings,omitempty"`
+	Removed  []int64             `json:"removed_job_ids,omitempty"`
+	Foreign  []int64             `json:"foreign_job_ids,omitempty"`
+	Dropped  []string            `json:"dropped_settings,omitempty"`
+	Schedule *deployScheduleJSON `json:"schedule,omitempty"`
+}
+
+// deployScheduleJSON is the job's schedule and why it is (un)paused.
+type deployScheduleJSON struct {
+	Quartz      string `json:"quartz_cron_expression"`
+	Timezone    string `json:"timezone_id"`
+	PauseStatus string `json:"pause_status"`
+	Scheduler   string `json:"scheduler"`
+	Why         string `json:"why"`
 }
 
 // Run deploys (or destroys) and prints what happened to stdout.
@@ -195,6 +205,11 @@ func writeDeployText(w io.Writer, o *databricks.Outcome) {
 			}
 		}
 	}
+	// Whether the schedule runs is the point of most deploys: say it even
+	// when the job is unchanged.
+	if sc := o.Schedule; sc != nil {
+		row("schedule", "%s %s, %s (%s)", sc.QuartzCronExpression, sc.TimezoneId, sc.PauseStatus, o.PauseWhy)
+	}
 	for _, id := range o.Foreign {
 		row("note", "job %d is also named %q but pipectl does not manage it (no matching %s tag); left alone", id, o.Name, databricks.KeyTag)
 	}
@@ -214,6 +229,10 @@ func writeDeployJSON(w io.Writer, pl *plan.Plan, o *databricks.Outcome) error {
 	}
 	if o.Settings != "" {
 		out.Settings = json.RawMessage(o.Settings)
+	}
+	if sc := o.Schedule; sc != nil {
+		out.Schedule = &deployScheduleJSON{Quartz: sc.QuartzCronExpression, Timezone: sc.TimezoneId,
+			PauseStatus: string(sc.PauseStatus), Scheduler: o.Scheduler, Why: o.PauseWhy}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

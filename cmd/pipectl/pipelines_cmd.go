@@ -14,12 +14,14 @@ type PipelinesCmd struct {
 }
 
 type pipelineRow struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Schedule    string   `json:"schedule,omitempty"`
-	Targets     []string `json:"targets"`
-	Default     string   `json:"default_target"`
-	Stages      int      `json:"stages"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Schedule    string `json:"schedule,omitempty"`
+	// Scheduler is set with Schedule: the system that triggers it.
+	Scheduler string   `json:"scheduler,omitempty"`
+	Targets   []string `json:"targets"`
+	Default   string   `json:"default_target"`
+	Stages    int      `json:"stages"`
 }
 
 // Run prints one row per pipeline, sorted by name.
@@ -31,10 +33,14 @@ func (c *PipelinesCmd) Run(app *App) error {
 	var rows []pipelineRow
 	for _, n := range proj.Names() {
 		p := proj.Pipelines[n]
-		rows = append(rows, pipelineRow{
+		row := pipelineRow{
 			Name: n, Description: p.Description, Schedule: p.Schedule,
 			Targets: p.TargetNames(), Default: p.DefaultTarget, Stages: len(p.Stages),
-		})
+		}
+		if p.Schedule != "" {
+			row.Scheduler = p.Scheduler
+		}
+		rows = append(rows, row)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(app.Stdout)
@@ -42,11 +48,11 @@ func (c *PipelinesCmd) Run(app *App) error {
 		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTAGES\tSCHEDULE (UTC)\tTARGETS\tDESCRIPTION")
+	fmt.Fprintln(tw, "NAME\tSTAGES\tSCHEDULE (UTC)\tSCHEDULER\tTARGETS\tDESCRIPTION")
 	for _, r := range rows {
-		sched := r.Schedule
+		sched, scheduler := r.Schedule, r.Scheduler
 		if sched == "" {
-			sched = "-"
+			sched, scheduler = "-", "-"
 		}
 		targets := make([]string, len(r.Targets))
 		for i, t := range r.Targets {
@@ -55,7 +61,7 @@ func (c *PipelinesCmd) Run(app *App) error {
 				targets[i] = t + "*"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.Name, r.Stages, sched, strings.Join(targets, ","), r.Description)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Stages, sched, scheduler, strings.Join(targets, ","), r.Description)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

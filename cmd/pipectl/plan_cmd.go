@@ -102,13 +102,15 @@ func (a *App) preview(pl *plan.Plan, f RunFlags, sets []string) (map[string]*run
 
 // planJSON is the stable JSON form of a plan.
 type planJSON struct {
-	Pipeline string                   `json:"pipeline"`
-	Target   string                   `json:"target"`
-	Executor string                   `json:"executor"`
-	SpecHash string                   `json:"spec_hash"`
-	Schedule string                   `json:"schedule,omitempty"`
-	Layers   [][]string               `json:"layers"`
-	Stages   map[string]stagePlanJSON `json:"stages"`
+	Pipeline string `json:"pipeline"`
+	Target   string `json:"target"`
+	Executor string `json:"executor"`
+	SpecHash string `json:"spec_hash"`
+	Schedule string `json:"schedule,omitempty"`
+	// Scheduler is set with Schedule: the system that triggers it.
+	Scheduler string                   `json:"scheduler,omitempty"`
+	Layers    [][]string               `json:"layers"`
+	Stages    map[string]stagePlanJSON `json:"stages"`
 }
 
 type stagePlanJSON struct {
@@ -128,6 +130,9 @@ func writePlanJSON(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Deci
 		Pipeline: pl.Pipeline.Name, Target: pl.Target.Name, Executor: pl.Target.Executor,
 		SpecHash: pl.Pipeline.Hash, Schedule: pl.Pipeline.Schedule, Layers: pl.Layers,
 		Stages: map[string]stagePlanJSON{},
+	}
+	if out.Schedule != "" {
+		out.Scheduler = pl.Pipeline.Scheduler
 	}
 	for name, st := range pl.Stages {
 		params, _ := st.RenderParams(nil)
@@ -151,6 +156,7 @@ func writePlanText(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Deci
 	fmt.Fprintf(w, "spec %s\n", shortHash(p.Hash))
 	if p.Schedule != "" {
 		fmt.Fprintf(w, "schedule %s (UTC)\n", p.Schedule)
+		fmt.Fprintln(w, schedulerText(p, pl.Target))
 	}
 	for i, layer := range pl.Layers {
 		fmt.Fprintf(w, "\nlayer %d\n", i+1)

@@ -73,7 +73,7 @@ func (a *App) records() (*record.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &record.Store{Dir: filepath.Join(a.stateDir(), "runs"), Sequential: frozen}, nil
+	return &record.Store{Dir: record.DirIn(a.stateDir()), Sequential: frozen}, nil
 }
 
 // newRunner returns a runner for pl with the project's stores.

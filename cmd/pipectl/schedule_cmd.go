@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pipectl/pipectl/engine/schedule"
+	"github.com/pipectl/pipectl/engine/spec"
 )
 
 // ScheduleCmd prints a pipeline's schedule as GitHub Actions or Databricks
@@ -22,6 +23,25 @@ type scheduleJSON struct {
 	GitHub   string `json:"github"`
 	Quartz   string `json:"quartz"`
 	Timezone string `json:"timezone"`
+	// Scheduler is the system that triggers the schedule (the spec's
+	// scheduler): "github" or "databricks".
+	Scheduler string `json:"scheduler"`
+}
+
+// schedulerText says who triggers a scheduled pipeline's runs; target,
+// when set, narrows it to one target.
+func schedulerText(p *spec.Pipeline, target *spec.Target) string {
+	if p.Scheduler != spec.SchedulerDatabricks {
+		return fmt.Sprintf("scheduler %s: a GitHub workflow cron runs pipectl run; the job pipectl deploy creates keeps the schedule paused", p.Scheduler)
+	}
+	const job = "scheduler databricks: the schedule of the job pipectl deploy creates"
+	switch {
+	case target == nil:
+		return job + ", unpaused on production targets; no workflow cron"
+	case target.Executor == spec.ExecutorDatabricks && target.Mode == "production":
+		return job + ", unpaused on this production target"
+	}
+	return fmt.Sprintf("%s, on production targets (not on this %s target)", job, target.Mode)
 }
 
 // Run prints the schedule. A pipeline without a schedule is a usage error
@@ -54,8 +74,11 @@ func (c *ScheduleCmd) Run(app *App) error {
 	if c.JSON {
 		enc := json.NewEncoder(app.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(scheduleJSON{Pipeline: p.Name, GitHub: s.GitHub(), Quartz: quartz, Timezone: schedule.Timezone})
+		return enc.Encode(scheduleJSON{Pipeline: p.Name, GitHub: s.GitHub(), Quartz: quartz, Timezone: schedule.Timezone, Scheduler: p.Scheduler})
 	}
+	// stdout is the cron alone, for $(pipectl schedule P); who triggers it
+	// is for the reader.
+	fmt.Fprintf(app.Stderr, "pipectl: %s: %s\n", p.Name, schedulerText(p, nil))
 	switch c.Format {
 	case "quartz":
 		fmt.Fprintf(app.Stdout, "%s\t%s\n", quartz, schedule.Timezone)

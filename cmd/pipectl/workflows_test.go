@@ -4,8 +4,9 @@ package main
 // action against the specs and this CLI: every pipectl command line in
 // them names an existing pipeline, target, stage and valid flags; every
 // workflow cron is its pipeline's spec schedule; every scheduled pipeline
-// has exactly one scheduler of record; actions are pinned, permissions
-// least-privilege, runs and deploys serialized; actionlint is clean.
+// is triggered by the scheduler its spec names, and only by it; actions
+// are pinned, permissions least-privilege, runs and deploys serialized;
+// actionlint is clean.
 
 import (
 	"bytes"
@@ -401,20 +402,19 @@ func TestInvocationCheckerFails(t *testing.T) {
 	}
 }
 
-// TestWorkflowSchedules checks that every workflow cron is the spec's
-// schedule of the pipeline its scheduled runs run, and that each scheduled
-// pipeline has exactly one scheduler of record.
+// TestWorkflowSchedules checks the workflows against the specs' schedules
+// and schedulers: every workflow cron is the spec's schedule of the
+// pipeline its scheduled runs run, and each scheduled pipeline is
+// triggered by exactly the system its spec's scheduler names.
 func TestWorkflowSchedules(t *testing.T) {
 	c := loadCI(t)
 	for _, p := range scheduleProblems(c.proj, c.files, c.invs) {
 		t.Error(relPath(c.root, p))
 	}
-	// The repository's choice, as docs/CI.md explains it: if this changes,
-	// change the docs with it.
-	got := schedulers(c.proj, c.files, c.invs)
-	want := map[string]string{"sentiment-train": "github", "sentiment-inference": "databricks"}
-	if !maps.Equal(got, want) {
-		t.Errorf("schedulers of record = %v, want %v (docs/CI.md)", got, want)
+	for _, name := range c.proj.Names() {
+		if p := c.proj.Pipelines[name]; p.Schedule != "" {
+			t.Logf("%s: schedule %q, scheduler %s, run by the crons of %s", name, p.Schedule, p.Scheduler, relPath(c.root, strings.Join(cronsRunning(c.files, c.invs)[name], ", ")))
+		}
 	}
 }
 
@@ -431,9 +431,24 @@ func scheduledRuns(f *workflows.File, invs []workflows.Invocation) []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
-// deployed reports whether the release pushes deploy pipeline (destroy
-// false) or destroy its job (destroy true) on target.
-func deployed(invs []workflows.Invocation, pipeline, target string, destroy bool) bool {
+// cronsRunning maps each pipeline that a workflow's cron runs to those
+// workflows' "file:line" of the cron.
+func cronsRunning(files []*workflows.File, invs []workflows.Invocation) map[string][]string {
+	out := map[string][]string{}
+	for _, f := range files {
+		if len(f.Crons) == 0 {
+			continue
+		}
+		for _, p := range scheduledRuns(f, invs) {
+			out[p] = append(out[p], fmt.Sprintf("%s:%d", f.Path, f.Crons[0].Line))
+		}
+	}
+	return out
+}
+
+// pushDeploys reports whether a push runs `pipectl deploy pipeline
+// --target target` for real, with --destroy when destroy is set.
+func pushDeploys(invs []workflows.Invocation, pipeline, target string, destroy bool) bool {
 	for _, inv := range invs {
 		c := readCall(inv.Args)
 		if inv.Event == "push" && c.command == "deploy" && c.pipeline == pipeline && c.target == target &&
@@ -444,6 +459,8 @@ func deployed(invs []workflows.Invocation, pipeline, target string, destroy bool
 	return false
 }
 
+// productionTargets are the Databricks targets in production mode: where
+// pipectl deploy unpauses a databricks-scheduled job.
 func productionTargets(p *spec.Pipeline) []string {
 	var out []string
 	for _, name := range p.TargetNames() {
@@ -454,43 +471,8 @@ func productionTargets(p *spec.Pipeline) []string {
 	return out
 }
 
-// schedulers maps each pipeline some scheduler runs to "github" (a
-// workflow cron runs it) and/or "databricks" (release pushes deploy it to
-// every production target, as a scheduled job).
-func schedulers(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) map[string]string {
-	out := map[string]string{}
-	add := func(p, s string) {
-		if out[p] != "" && out[p] != s {
-			s = out[p] + "+" + s
-		}
-		out[p] = s
-	}
-	for _, f := range files {
-		if len(f.Crons) > 0 {
-			for _, p := range scheduledRuns(f, invs) {
-				add(p, "github")
-			}
-		}
-	}
-	for _, name := range proj.Names() {
-		p := proj.Pipelines[name]
-		prod := productionTargets(p)
-		if p.Schedule == "" || len(prod) == 0 {
-			continue
-		}
-		all := true
-		for _, target := range prod {
-			all = all && deployed(invs, name, target, false)
-		}
-		if all {
-			add(name, "databricks")
-		}
-	}
-	return out
-}
-
 // scheduleProblems lists every way the workflows disagree with the specs'
-// schedules.
+// schedules and schedulers.
 func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
 	var problems []string
 	for _, f := range files {
@@ -529,79 +511,141 @@ func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workfl
 			}
 		}
 	}
-	who := schedulers(proj, files, invs)
+	crons := cronsRunning(files, invs)
 	for _, name := range proj.Names() {
 		p := proj.Pipelines[name]
 		if p.Schedule == "" {
 			continue
 		}
-		switch who[name] {
-		case "":
-			problems = append(problems, fmt.Sprintf("pipeline %s has schedule %q but nothing runs it on schedule: give a workflow that runs it a cron (GitHub), or deploy it on release pushes in deploy.yml (Databricks); see docs/CI.md",
-				name, p.Schedule))
-		case "github+databricks", "databricks+github":
-			problems = append(problems, fmt.Sprintf("pipeline %s is scheduled twice: by a workflow cron and by the Databricks job deploy.yml creates; choose one scheduler of record (docs/CI.md)", name))
-		case "github":
-			for _, target := range productionTargets(p) {
-				if !deployed(invs, name, target, true) {
-					problems = append(problems, fmt.Sprintf("pipeline %s is scheduled by GitHub, but release pushes do not `pipectl deploy %s --target %s --destroy`: a Databricks job deployed earlier would run it a second time",
+		switch p.Scheduler {
+		case spec.SchedulerGitHub:
+			switch n := len(crons[name]); {
+			case n == 0:
+				problems = append(problems, fmt.Sprintf("pipeline %s: its spec's scheduler is github, but no workflow cron runs it: add on.schedule cron %q to the workflow that runs it (`pipectl schedule %s`), or set scheduler: \"databricks\" in its spec (docs/CI.md)",
+					name, p.Schedule, name))
+			case n > 1:
+				problems = append(problems, fmt.Sprintf("pipeline %s is run by %d workflow crons (%s); keep exactly one", name, n, strings.Join(crons[name], ", ")))
+			}
+		case spec.SchedulerDatabricks:
+			for _, where := range crons[name] {
+				problems = append(problems, fmt.Sprintf("%s: a cron runs %s, whose spec's scheduler is databricks: its deployed job runs it on production targets, so this would run it twice; remove the cron, or set scheduler: \"github\" in its spec (docs/CI.md)",
+					where, name))
+			}
+			prod := productionTargets(p)
+			if len(prod) == 0 {
+				problems = append(problems, fmt.Sprintf("pipeline %s: its spec's scheduler is databricks, but it has no production Databricks target, where pipectl deploy would unpause its job: nothing runs it on schedule", name))
+			}
+			for _, target := range prod {
+				if !pushDeploys(invs, name, target, false) {
+					problems = append(problems, fmt.Sprintf("pipeline %s: its spec's scheduler is databricks, but no push runs `pipectl deploy %s --target %s`: add it to deploy.yml's matrix, or nothing creates the job that schedules it",
 						name, name, target))
 				}
+				if pushDeploys(invs, name, target, true) {
+					problems = append(problems, fmt.Sprintf("pipeline %s: its spec's scheduler is databricks, but a push runs `pipectl deploy %s --target %s --destroy`, deleting the job that schedules it", name, name, target))
+				}
 			}
+		default:
+			problems = append(problems, fmt.Sprintf("pipeline %s: unknown scheduler %q", name, p.Scheduler))
 		}
 	}
 	return problems
 }
 
+// withScheduler returns a copy of proj in which pipeline's scheduler is
+// scheduler.
+func withScheduler(t *testing.T, proj *spec.Project, pipeline, scheduler string) *spec.Project {
+	t.Helper()
+	p := proj.Pipelines[pipeline]
+	if p == nil || p.Schedule == "" {
+		t.Fatalf("no scheduled pipeline %s", pipeline)
+	}
+	cp := *proj
+	cp.Pipelines = maps.Clone(proj.Pipelines)
+	changed := *p
+	changed.Scheduler = scheduler
+	cp.Pipelines[pipeline] = &changed
+	return &cp
+}
+
 // TestScheduleCheckerFails proves the schedule checks catch drift, a
-// missing scheduler and a double one, on altered copies of the workflows.
+// missing scheduler, a double one and one that disagrees with the spec,
+// on altered copies of the workflows and specs, and that they accept a
+// pipeline switched to scheduler: "databricks" the way docs/CI.md says.
 func TestScheduleCheckerFails(t *testing.T) {
 	c := loadCI(t)
-	edit := func(t *testing.T, name, old, new string) []string {
+	// edits maps a workflow's file name to (old, new) replacements.
+	type edits map[string][][2]string
+	check := func(t *testing.T, proj *spec.Project, ed edits) []string {
 		t.Helper()
 		var files []*workflows.File
 		var invs []workflows.Invocation
 		for _, f := range c.files {
-			if filepath.Base(f.Path) == name {
+			if reps, ok := ed[filepath.Base(f.Path)]; ok {
 				src, err := os.ReadFile(f.Path)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !bytes.Contains(src, []byte(old)) {
-					t.Fatalf("%s has no %q", name, old)
+				for _, r := range reps {
+					if !bytes.Contains(src, []byte(r[0])) {
+						t.Fatalf("%s has no %q", f.Path, r[0])
+					}
+					src = bytes.ReplaceAll(src, []byte(r[0]), []byte(r[1]))
 				}
-				f, err = workflows.Parse(f.Path, bytes.ReplaceAll(src, []byte(old), []byte(new)), false)
+				f, err = workflows.Parse(f.Path, src, false)
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
 			files = append(files, f)
-			more, errs := f.Invocations(pipelineTargets(c.proj))
+			more, errs := f.Invocations(pipelineTargets(proj))
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
 			invs = append(invs, more...)
 		}
-		return scheduleProblems(c.proj, files, invs)
+		return scheduleProblems(proj, files, invs)
 	}
+	const inferenceCron = "  schedule:\n    - cron: \"0 6 * * *\"\n"
+	noInferenceCron := edits{"inference.yml": {{inferenceCron, ""}}}
+	databricksInference := withScheduler(t, c.proj, "sentiment-inference", spec.SchedulerDatabricks)
 	tests := map[string]struct {
-		file, old, new, want string
+		proj *spec.Project
+		ed   edits
+		want string
 	}{
-		"cron drift":              {"train.yml", `cron: "0 3 1 * *"`, `cron: "0 4 1 * *"`, `cron "0 4 1 * *" differs from the spec's schedule of sentiment-train: set it to "0 3 1 * *"`},
-		"scheduled unscheduled":   {"train.yml", `inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment'`, "runs sentiment, which has no schedule"},
-		"no scheduler":            {"deploy.yml", "- pipeline: sentiment-inference # scheduler", "- pipeline: sentiment-data # scheduler", "pipeline sentiment-inference has schedule"},
-		"double scheduler":        {"deploy.yml", "destroy: true", "destroy: false", "sentiment-train is scheduled twice"},
-		"github without destroy":  {"deploy.yml", "- pipeline: sentiment-train # scheduler", "- pipeline: sentiment-data # scheduler", "do not `pipectl deploy sentiment-train --target prod --destroy`"},
-		"cron without a pipeline": {"train.yml", "run: pipectl run", "run: echo pipectl run", "must start exactly one pipeline"},
+		"cron drift": {c.proj, edits{"train.yml": {{`cron: "0 3 1 * *"`, `cron: "0 4 1 * *"`}}},
+			`cron "0 4 1 * *" differs from the spec's schedule of sentiment-train: set it to "0 3 1 * *"`},
+		"scheduled unscheduled": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment'`}}},
+			"runs sentiment, which has no schedule"},
+		"cron without a pipeline": {c.proj, edits{"train.yml": {{"run: pipectl run", "run: echo pipectl run"}}},
+			"must start exactly one pipeline"},
+		"github without a cron": {c.proj, noInferenceCron,
+			"pipeline sentiment-inference: its spec's scheduler is github, but no workflow cron runs it"},
+		"github twice": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment-inference'`}, {`cron: "0 3 1 * *"`, `cron: "0 6 * * *"`}}},
+			"pipeline sentiment-inference is run by 2 workflow crons"},
+		"databricks with a cron": {databricksInference, nil,
+			"a cron runs sentiment-inference, whose spec's scheduler is databricks"},
+		"databricks not deployed": {databricksInference, edits{"inference.yml": noInferenceCron["inference.yml"], "deploy.yml": {{"pipeline: [sentiment-inference, sentiment-train]", "pipeline: [sentiment-train]"}}},
+			"no push runs `pipectl deploy sentiment-inference --target prod`"},
+		"databricks destroyed": {databricksInference, edits{"inference.yml": noInferenceCron["inference.yml"], "deploy.yml": {{`run: pipectl deploy "$PIPELINE" --target "$TARGET"` + "\n", `run: pipectl deploy "$PIPELINE" --target "$TARGET" --destroy` + "\n"}}},
+			"a push runs `pipectl deploy sentiment-inference --target prod --destroy`"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			problems := edit(t, tc.file, tc.old, tc.new)
+			problems := check(t, tc.proj, tc.ed)
 			if all := strings.Join(problems, "\n"); !strings.Contains(all, tc.want) {
 				t.Errorf("problems do not mention %q:\n%s", tc.want, all)
 			}
 		})
 	}
+	// Switching inference to Databricks as docs/CI.md describes (scheduler
+	// in the spec, the workflow cron removed; deploy.yml already deploys
+	// it) passes.
+	t.Run("switched to databricks", func(t *testing.T) {
+		if problems := check(t, databricksInference, noInferenceCron); len(problems) > 0 {
+			t.Errorf("a pipeline switched to scheduler databricks is rejected:\n%s", strings.Join(problems, "\n"))
+		}
+	})
 }
 
 var (

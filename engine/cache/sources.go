@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -253,10 +252,14 @@ var (
 // scanPython returns the top-level module names a Python file imports and
 // the paths it %runs, in order of appearance, deduplicated.
 func scanPython(content []byte) (modules, runs []string) {
-	sc := bufio.NewScanner(bytes.NewReader(content))
-	sc.Buffer(make([]byte, 64*1024), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for raw := range bytes.Lines(content) {
+		raw = bytes.TrimSuffix(bytes.TrimSuffix(raw, []byte("\n")), []byte("\r"))
+		// Most lines import nothing: no string, no regular expressions for
+		// them (scanning was a third of `pipectl plan`'s time).
+		if !bytes.Contains(raw, []byte("import")) && !bytes.Contains(raw, []byte("%run")) {
+			continue
+		}
+		line := string(raw)
 		if m := runRE.FindStringSubmatch(line); m != nil {
 			runs = appendNew(runs, strings.Trim(m[1], `"'`))
 			continue

@@ -24,6 +24,9 @@ type Store struct {
 	Sequential bool
 }
 
+// DirIn is the runs directory of a pipectl state directory (.pipectl/runs).
+func DirIn(stateDir string) string { return filepath.Join(stateDir, "runs") }
+
 // ErrNotFound is returned for a run id that names no run.
 var ErrNotFound = errors.New("no such run")
 

@@ -224,7 +224,7 @@ func (e *execution) saver() {
 // is cancelled.
 func (e *execution) schedule(ctx context.Context) {
 	par := e.p.opts.parallelism()
-	order := e.rec.Order
+	order := e.priorityOrder()
 	done := make(chan stageDone)
 	running := map[string]bool{}
 	cancelled := ctx.Done()

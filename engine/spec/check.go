@@ -79,6 +79,13 @@ func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 				WithFix(`write minute hour day-of-month month day-of-week in UTC, e.g. "0 3 1 * *" (03:00 on the 1st)`))
 		}
 	}
+	// scheduler always has its default; only a value the user wrote
+	// without a schedule is a mistake (it would schedule nothing).
+	if p.Schedule == "" && raw.LookupPath(cue.MakePath(cue.Str("pipelines"), cue.Str(p.Name), cue.Str("scheduler"))).Exists() {
+		l.add(diag.Errorf(l.posAt(raw, "pipelines", p.Name, "scheduler"), p.Path+".scheduler",
+			"pipeline %q sets scheduler %q but has no schedule: there is nothing to trigger", p.Name, p.Scheduler).
+			WithFix(`add schedule: "MIN HOUR DOM MON DOW" (UTC), e.g. "0 6 * * *", or remove scheduler`))
+	}
 	l.checkStages(p, raw)
 	l.checkTargets(p, raw)
 }

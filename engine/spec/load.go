@@ -442,6 +442,7 @@ func (l *loader) decodePipeline(name string, pv, raw cue.Value) *Pipeline {
 		Name:          name,
 		Description:   str(pv, "description"),
 		Schedule:      str(pv, "schedule"),
+		Scheduler:     str(pv, "scheduler"),
 		DefaultTarget: str(pv, "default_target"),
 		Targets:       map[string]*Target{},
 		Stages:        map[string]*Stage{},

@@ -27,6 +27,29 @@ type Schema struct {
 	mu    sync.Mutex
 	ctx   *cue.Context
 	value cue.Value
+	// resolved memoizes resolveParamsLocked by stage type and parameters:
+	// a spec resolves the same parameters again for every target and every
+	// pipeline that shares a stage (52 calls, 18 distinct, for specs/).
+	resolved map[string]resolvedParams
+}
+
+// resolvedParams is a result of resolveParamsLocked: the parameters as
+// JSON, or the issues.
+type resolvedParams struct {
+	json   []byte
+	issues []ParamIssue
+}
+
+// result returns a fresh copy, for callers own what they get.
+func (r resolvedParams) result() (map[string]any, []ParamIssue) {
+	if len(r.issues) > 0 {
+		return nil, slices.Clone(r.issues)
+	}
+	var out map[string]any
+	if err := unmarshalJSON(r.json, &out); err != nil {
+		return nil, []ParamIssue{{Summary: err.Error()}}
+	}
+	return out, nil
 }
 
 var (
@@ -152,20 +175,26 @@ func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (m
 	if err != nil {
 		return nil, []ParamIssue{{Summary: err.Error()}}
 	}
+	key := stageType + "\x00" + string(b)
+	if r, ok := s.resolved[key]; ok {
+		return r.result()
+	}
 	given := s.ctx.CompileBytes(b, cue.Filename("params.json"))
 	if err := given.Err(); err != nil {
 		return nil, []ParamIssue{{Summary: err.Error()}}
 	}
 	v := s.def(defName).Unify(given)
-	issues := s.issuesOf(v, given, defName, params)
-	if len(issues) > 0 {
-		return nil, issues
+	r := resolvedParams{issues: s.issuesOf(v, given, defName, params)}
+	if len(r.issues) == 0 {
+		if r.json, err = v.MarshalJSON(); err != nil {
+			return nil, []ParamIssue{{Summary: err.Error()}}
+		}
 	}
-	var out map[string]any
-	if err := decodeJSON(v, &out); err != nil {
-		return nil, []ParamIssue{{Summary: err.Error()}}
+	if s.resolved == nil {
+		s.resolved = map[string]resolvedParams{}
 	}
-	return out, nil
+	s.resolved[key] = r
+	return r.result()
 }
 
 // issuesOf turns the errors of a parameters value into ParamIssues: CUE

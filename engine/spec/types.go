@@ -23,6 +23,17 @@ const (
 	ExecutorDatabricks = "databricks"
 )
 
+// Schedulers: the system that triggers a pipeline's schedule (the
+// pipeline's scheduler field).
+const (
+	// SchedulerGitHub: a workflow cron runs `pipectl run`; the deployed
+	// Databricks job's schedule stays paused.
+	SchedulerGitHub = "github"
+	// SchedulerDatabricks: the schedule of the job `pipectl deploy`
+	// creates, unpaused on production targets.
+	SchedulerDatabricks = "databricks"
+)
+
 // Project is every pipeline found in the loaded spec packages.
 type Project struct {
 	// Root is the project root: relative paths in specs (notebooks, local
@@ -43,7 +54,10 @@ type Pipeline struct {
 	Name        string
 	Description string
 	// Schedule is a 5-field UTC cron expression, or empty.
-	Schedule      string
+	Schedule string
+	// Scheduler is the system that triggers Schedule: SchedulerGitHub (the
+	// default) or SchedulerDatabricks.
+	Scheduler     string
 	DefaultTarget string
 	Tags          map[string]string
 	Targets       map[string]*Target

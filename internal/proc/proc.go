@@ -55,6 +55,28 @@ type Cmd struct {
 	// Grace is the time between SIGTERM and SIGKILL when the process is
 	// stopped; zero means DefaultGrace.
 	Grace time.Duration
+	// Launcher, when set, starts the command instead of fork+exec from
+	// this process (Guard is then the launcher's business); everything
+	// else (output, Stop, leftovers) works the same.
+	Launcher Launcher
+}
+
+// A Launcher starts a Cmd some other way than fork+exec from this process,
+// e.g. by asking a warm fork server. What it starts must be the leader of
+// a new process group, write to stdout and stderr (when not nil) and read
+// nothing, and must not outlive this process.
+type Launcher interface {
+	// Launch returns once the leader runs. An error means nothing was
+	// started.
+	Launch(c Cmd, stdout, stderr *os.File) (Leader, error)
+}
+
+// Leader is the leader of the process group a Launcher started.
+type Leader interface {
+	// Pid is its process id, which is also the group id.
+	Pid() int
+	// Wait returns how it ended, once it has.
+	Wait() (Status, error)
 }
 
 // Status is how a process ended.
@@ -79,7 +101,8 @@ func (s Status) String() string {
 
 // Process is a started Cmd.
 type Process struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // nil when a Launcher started the process
+	leader  Leader
 	pgid    int
 	grace   time.Duration
 	guardW  *os.File
@@ -97,6 +120,9 @@ func Start(c Cmd) (*Process, error) {
 	p := &Process{grace: c.Grace, exited: make(chan struct{}), done: make(chan struct{})}
 	if p.grace <= 0 {
 		p.grace = DefaultGrace
+	}
+	if c.Launcher != nil {
+		return p.launch(c)
 	}
 	var cmd *exec.Cmd
 	var guardR *os.File
@@ -165,6 +191,39 @@ func Start(c Cmd) (*Process, error) {
 	return p, nil
 }
 
+// launch starts c through its Launcher, with pipes for the streams that
+// have a sink.
+func (p *Process) launch(c Cmd) (*Process, error) {
+	var ends [2]*os.File
+	for i, sink := range []func(string){c.Stdout, c.Stderr} {
+		if sink == nil {
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			p.closeAll(append(ends[:], p.pipes...))
+			return nil, err
+		}
+		ends[i] = w
+		p.pipes = append(p.pipes, r)
+		p.readers.Add(1)
+		go p.readLines(r, sink)
+	}
+	leader, err := c.Launcher.Launch(c, ends[0], ends[1])
+	// The leader has its copies (or nothing started); ours would keep the
+	// pipes open forever.
+	p.closeAll(ends[:])
+	if err != nil {
+		p.closeAll(p.pipes)
+		p.readers.Wait()
+		return nil, err
+	}
+	p.leader = leader
+	p.pgid = leader.Pid()
+	go p.wait()
+	return p, nil
+}
+
 func (p *Process) closeAll(files []*os.File) {
 	for _, f := range files {
 		if f != nil {
@@ -174,18 +233,24 @@ func (p *Process) closeAll(files []*os.File) {
 }
 
 func (p *Process) wait() {
-	err := p.cmd.Wait()
+	var st Status
+	if p.leader != nil {
+		st, p.err = p.leader.Wait()
+	} else {
+		err := p.cmd.Wait()
+		st = Status{ExitCode: p.cmd.ProcessState.ExitCode()}
+		if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			st.Signal = ws.Signal()
+		}
+		var exitErr *exec.ExitError
+		if err != nil && !errors.As(err, &exitErr) {
+			p.err = err
+		}
+	}
 	// The leader is gone; whatever it left in its group goes too.
 	killGroup(p.pgid)
 	close(p.exited)
-	st := Status{ExitCode: p.cmd.ProcessState.ExitCode(), Stopped: p.stopped.Load()}
-	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		st.Signal = ws.Signal()
-	}
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		p.err = err
-	}
+	st.Stopped = p.stopped.Load()
 	drained := make(chan struct{})
 	go func() { p.readers.Wait(); close(drained) }()
 	select {
@@ -240,14 +305,20 @@ func (p *Process) Stop() {
 	default:
 	}
 	p.stopped.Store(true)
-	terminateGroup(p.pgid, p.cmd.Process)
+	var leader *os.Process
+	if p.cmd != nil {
+		leader = p.cmd.Process
+	}
+	terminateGroup(p.pgid, leader)
 	t := time.NewTimer(p.grace)
 	defer t.Stop()
 	select {
 	case <-p.exited:
 	case <-t.C:
 		killGroup(p.pgid)
-		_ = p.cmd.Process.Kill()
+		if leader != nil {
+			_ = leader.Kill()
+		}
 		<-p.exited
 	}
 }

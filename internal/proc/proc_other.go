@@ -14,6 +14,10 @@ const guardSupported = false
 
 func newGroup(*exec.Cmd) {}
 
-func terminateGroup(_ int, p *os.Process) { _ = p.Kill() }
+func terminateGroup(_ int, p *os.Process) {
+	if p != nil {
+		_ = p.Kill()
+	}
+}
 
 func killGroup(int) {}

@@ -132,7 +132,8 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 		return env, nil
 	}
 
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	// Owner-only, like the rest of pipectl's state directory.
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	lock := flock.New(env.Dir + ".lock")

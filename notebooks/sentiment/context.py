@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import params as P
-from .paths import default_project_root
+from .paths import default_project_root, is_safe_segment
 
 #: Widgets every stage notebook declares, with their (empty = not set) defaults.
 CONTEXT_WIDGETS: dict[str, str] = {
@@ -57,6 +57,10 @@ class Context:
         project_root = Path(text("project_root") or default_project_root())
         data_root = Path(text("data_root") or project_root / ".pipectl" / "data")
         output_root = Path(text("output_root") or project_root / ".pipectl" / "predictions")
+        run_id = text("pipectl_run_id")
+        if run_id and not is_safe_segment(run_id):
+            # It names the predictions directory of the run.
+            raise P.ParamError(f"parameter 'pipectl_run_id' must be a safe path segment, got {run_id!r}")
         catalog, schema = text("uc_catalog"), text("uc_schema")
         if bool(catalog) != bool(schema):
             raise P.ParamError(
@@ -64,7 +68,7 @@ class Context:
                 f"(got uc_catalog={catalog!r}, uc_schema={schema!r})"
             )
         return cls(
-            run_id=text("pipectl_run_id"),
+            run_id=run_id,
             pipeline=text("pipectl_pipeline"),
             stage=text("pipectl_stage"),
             target=text("pipectl_target"),

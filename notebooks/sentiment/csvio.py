@@ -1,9 +1,22 @@
-"""Reading CSV files with clear errors: which file, which column, which line."""
+"""Reading CSV files with clear errors: which file, which column, which row.
+
+Rows are named the way a person finds them: "data row N" counts the records after the header from 1
+(the split files' `id` is N - 1), "line L" is the line of the file where that record starts (quoted
+fields may span lines). What is accepted and what is refused, and why, is in docs/RELIABILITY.md
+("Bad datasets").
+
+The fast path is pandas' pyarrow engine. Python's csv module, which reports positions, is used to
+read the header and, only when something is wrong, to find where.
+"""
 
 from __future__ import annotations
 
 import codecs
+import csv
 import io
+import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +24,27 @@ from .params import ParamError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: The longest field accepted, in characters. A sentence is far shorter; a field this long is
+#: almost always an unbalanced quote that swallowed the rest of the file.
+MAX_FIELD_CHARS = 1 << 20
+
+#: Labels that are how spreadsheets and pandas spell "no value". As a class they would be wrong and
+#: dropping them silently would hide a broken export, so they are refused; an empty label is the
+#: way to say "no label" (such rows are dropped and counted).
+MISSING_LABELS = frozenset({"nan", "na", "n/a", "#n/a", "null", "none", "<na>", "nat"})
+
+#: Delimiters a mis-exported file may use instead of commas.
+_OTHER_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
+
+_UTF16_32_BOMS = {
+    codecs.BOM_UTF32_LE: "utf-32",
+    codecs.BOM_UTF32_BE: "utf-32",
+    codecs.BOM_UTF16_LE: "utf-16",
+    codecs.BOM_UTF16_BE: "utf-16",
+}
+
+csv.field_size_limit(sys.maxsize)  # the csv module's default (128 KiB) is below MAX_FIELD_CHARS
 
 
 class DataError(ValueError):
@@ -25,8 +59,60 @@ def read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
+def _line_of(data: bytes | str, offset: int) -> int:
+    sep = b"\n" if isinstance(data, bytes) else "\n"
+    return data.count(sep, 0, offset) + 1  # type: ignore[arg-type]
+
+
+def _records(text: str) -> Iterator[tuple[int, int, list[str]]]:
+    """(data row, line where the record starts, fields) for every non-blank record; the header is
+    data row 0. Raises csv.Error for an unterminated quote, with the record's start line."""
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, strict=True)
+    row, start = 0, 1
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise csv.Error(f"line {start}: {exc}") from None
+        if fields:
+            yield row, start, fields
+            row += 1
+        # blank lines are skipped, as the fast path does
+
+
+def _show(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
+def _column_name(header: list[str], index: int) -> str:
+    return repr(header[index]) if index < len(header) else f"number {index + 1} (past the header)"
+
+
+def _check_not_binary(data: bytes, encoding: str, path: Path) -> None:
+    if data[:2] == b"\x1f\x8b":
+        raise DataError(f"{path}: the file is gzip-compressed, not a CSV file; decompress it first")
+    if data[:4] == b"PK\x03\x04":
+        raise DataError(f"{path}: the file is a zip archive (or an Excel workbook), not a CSV file")
+    if data[:4] == b"PAR1":
+        raise DataError(f"{path}: the file is Parquet, not a CSV file")
+    is_utf16_32 = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    if not is_utf16_32:
+        for bom, name in _UTF16_32_BOMS.items():
+            if data.startswith(bom):
+                raise DataError(
+                    f"{path}: the file starts with a {name.upper()} byte order mark but the "
+                    f"'encoding' parameter is {encoding!r}; set encoding: {name!r}"
+                )
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise DataError(
+                f"{path}: line {_line_of(data, nul)} contains a NUL byte (byte {nul}): this is not a "
+                "text CSV file (binary, or UTF-16 without a byte order mark: then set 'encoding')"
+            )
 
 
 def decode(data: bytes, encoding: str, path: Path) -> str:
@@ -34,14 +120,96 @@ def decode(data: bytes, encoding: str, path: Path) -> str:
         codecs.lookup(encoding)
     except LookupError:
         raise ParamError(f"parameter 'encoding': unknown encoding {encoding!r}") from None
+    _check_not_binary(data, encoding, path)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path}: cannot decode line {_line_of(data, exc.start)} (byte {exc.start}) as "
-            f"{encoding}: {exc.reason}; set the 'encoding' parameter (e.g. latin-1, cp1252)"
+            f"{path}: {_where_undecodable(data, encoding, exc)}: cannot decode byte {exc.start} as "
+            f"{encoding} ({exc.reason}); set the 'encoding' parameter (e.g. latin-1, cp1252)"
         ) from None
     return text.removeprefix("\ufeff")  # a UTF-8 BOM would otherwise stick to the first header
+
+
+def _where_undecodable(data: bytes, encoding: str, exc: UnicodeDecodeError) -> str:
+    """ "data row N (line L), column 'C'" of the first undecodable byte, or its line."""
+    fallback = f"line {_line_of(data, exc.start)}"
+    try:
+        text = data.decode(encoding, errors="surrogateescape").removeprefix("\ufeff")
+        header: list[str] = []
+        for row, line, fields in _records(text):
+            if row == 0:
+                header = fields
+            for i, field in enumerate(fields):
+                if any("\udc80" <= ch <= "\udcff" for ch in field):
+                    if row == 0:
+                        return f"line {line} (the header), column number {i + 1}"
+                    return f"data row {row} (line {line}), column {_column_name(header, i)}"
+    except (csv.Error, UnicodeError):
+        pass
+    return fallback
+
+
+def _header(text: str, path: Path) -> list[str]:
+    try:
+        first = next(_records(text), None)
+    except csv.Error as exc:
+        raise DataError(f"{path}: the header is not valid CSV: {exc}") from None
+    if first is None:
+        raise DataError(f"{path}: the file is empty; expected a header row, then one row per text")
+    header = first[2]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(
+                f"{path}: line {first[1]} (the header): column name {name!r} appears twice (columns "
+                f"{seen[name] + 1} and {i + 1}); rename one so that every column has its own name"
+            )
+        seen[name] = i
+    return header
+
+
+def _parse_error(text: str, header: list[str], path: Path, exc: Exception) -> DataError:
+    """Find the record pyarrow choked on with the csv module, which says where."""
+    try:
+        for row, line, fields in _records(text):
+            if row == 0:
+                continue
+            if len(fields) != len(header):
+                return DataError(
+                    f"{path}: data row {row} (line {line}) has {len(fields)} field(s), the header "
+                    f"{len(header)} ({', '.join(repr(h) for h in header)}); quote fields that contain "
+                    f'commas, e.g. "a, b"; the record starts {_show(",".join(fields))}'
+                )
+            for i, field in enumerate(fields):
+                if len(field) > MAX_FIELD_CHARS:
+                    return _too_long(path, row, line, _column_name(header, i), len(field))
+    except csv.Error as err:
+        return DataError(
+            f"{path}: {err}: a quoted field starts there and never ends (an unbalanced '\"'); "
+            'double quotes inside a quoted field must be doubled ("")'
+        )
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return DataError(f"{path}: not a valid CSV file: {first}")
+
+
+def _too_long(path: Path, row: int, line: int | None, column: str, chars: int) -> DataError:
+    where = f"data row {row}" + (f" (line {line})" if line else "")
+    return DataError(
+        f"{path}: {where}, column {column}: a field of {chars:,} characters; fields are limited to "
+        f"{MAX_FIELD_CHARS:,} (a longer one usually means an unbalanced quote swallowed the rows "
+        "after it)"
+    )
+
+
+def _line_of_row(text: str, wanted: int) -> int | None:
+    try:
+        for row, line, _ in _records(text):
+            if row == wanted:
+                return line
+    except csv.Error:
+        pass
+    return None
 
 
 def _is_utf8(encoding: str) -> bool:
@@ -51,35 +219,67 @@ def _is_utf8(encoding: str) -> bool:
         return False  # decode() reports it
 
 
-def read_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
-    """Parse CSV bytes into string columns. Only empty fields are missing values: a sentence that
-    reads "NA" or "None" stays text."""
+def _parse(utf8: bytes) -> pd.DataFrame:
     import pandas as pd
 
-    def parse(utf8: bytes) -> pd.DataFrame:
-        # The pyarrow engine is multi-threaded and much faster on large files.
-        return pd.read_csv(
-            io.BytesIO(utf8), engine="pyarrow", dtype=str, keep_default_na=False, na_values=[""]
-        )
+    # The pyarrow engine is multi-threaded and much faster on large files.
+    return pd.read_csv(io.BytesIO(utf8), engine="pyarrow", dtype=str, keep_default_na=False, na_values=[""])
 
-    df = None
+
+def _longest(df: pd.DataFrame) -> tuple[int, int, int]:
+    """(column index, data row, characters) of the longest field."""
+    best = (0, 0, -1)
+    for i, column in enumerate(df.columns):
+        lengths = df[column].str.len()
+        if len(lengths) and lengths.max() > best[2]:
+            best = (i, int(lengths.to_numpy().argmax()) + 1, int(lengths.max()))
+    return best
+
+
+#: How pandas renames the second and later of duplicate column names ("a", "a.1", ...).
+_MANGLED = re.compile(r"(.*)\.\d+")
+
+
+def _read_utf8_fast(data: bytes, encoding: str, path: Path) -> pd.DataFrame | None:
+    """UTF-8 bytes straight to pyarrow, which checks the encoding and drops a BOM: decoding to a
+    Python str and back, as the general path does, costs seconds and 2.5x the file's size in memory
+    on a million rows. The result is only taken when nothing is wrong: None for anything pyarrow
+    rejects or that needs a closer look (no data rows, a name that may be a renamed duplicate, an
+    over-long field), and the general path reads the file again and names what and where."""
+    _check_not_binary(data, encoding, path)
+    try:
+        df = _parse(data)
+    except Exception:  # noqa: BLE001 - the general path reports it precisely
+        return None
+    names = {str(c) for c in df.columns}
+    if len(df) == 0 or any((m := _MANGLED.fullmatch(n)) and m.group(1) in names for n in names):
+        return None
+    if _longest(df)[2] > MAX_FIELD_CHARS:
+        return None
+    return df
+
+
+def read_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
+    """Parse CSV bytes into string columns. Only empty fields are missing values: a sentence that
+    reads "NA" or "None" stays text. Quoted fields may hold commas, quotes and newlines; a UTF-8
+    byte order mark is dropped."""
+    import pandas as pd
+
     if _is_utf8(encoding):
-        # UTF-8 input goes to pyarrow as it is (it checks the encoding and skips a BOM): decoding
-        # to a Python str and back costs seconds and up to 5x the file's size in memory on big
-        # files. Anything pyarrow rejects takes the path below, which names the bad line.
-        try:
-            df = parse(data)
-        except Exception:  # noqa: BLE001 - reported precisely below
-            df = None
-    if df is None:
-        utf8 = decode(data, encoding, path).encode("utf-8")
-        try:
-            df = parse(utf8)
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise DataError(f"{path}: not a valid CSV file: {exc}") from None
-    if df.columns.duplicated().any():
-        dupes = sorted(set(df.columns[df.columns.duplicated()]))
-        raise DataError(f"{path}: duplicate column names {dupes}")
+        df = _read_utf8_fast(data, encoding, path)
+        if df is not None:
+            return df
+    text = decode(data, encoding, path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected a header row, then one row per text")
+    header = _header(text, path)
+    try:
+        df = _parse(text.encode("utf-8"))
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise _parse_error(text, header, path, exc) from None
+    column, row, chars = _longest(df)
+    if chars > MAX_FIELD_CHARS:
+        raise _too_long(path, row, _line_of_row(text, row), _column_name(header, column), chars)
     return df
 
 
@@ -88,7 +288,30 @@ def require_columns(df: pd.DataFrame, columns: dict[str, str], path: Path) -> No
     found = [str(c) for c in df.columns]
     for param, column in columns.items():
         if column not in df.columns:
+            hint = ""
+            if len(found) == 1:
+                for sep, name in _OTHER_DELIMITERS.items():
+                    if sep in found[0] and column in found[0].split(sep):
+                        hint = (
+                            f"; the header looks separated by {name}, not commas: save the file as "
+                            "comma-separated values"
+                        )
+                        break
             raise DataError(
                 f"{path}: column {column!r} (parameter {param!r}) not found; "
-                f"columns found: {', '.join(repr(c) for c in found) or 'none'}"
+                f"columns found: {', '.join(_show(c) for c in found) or 'none'}{hint}"
             )
+
+
+def check_labels(df: pd.DataFrame, column: str, path: Path) -> None:
+    """Refuse labels that spell a missing value (see MISSING_LABELS), naming the rows."""
+    labels = df[column].fillna("").astype(str).str.strip()
+    bad = labels.str.lower().isin(MISSING_LABELS)
+    if bad.any():
+        rows = [int(i) + 1 for i in bad.to_numpy().nonzero()[0]]
+        shown = ", ".join(f"{r} ({labels.iloc[r - 1]!r})" for r in rows[:5])
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        raise DataError(
+            f"{path}: column {column!r}: {len(rows)} label(s) spell a missing value, in data row(s) "
+            f"{shown}{more}; give those rows their label, or leave it empty to drop them"
+        )

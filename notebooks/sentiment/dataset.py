@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .csvio import DataError
-from .paths import PACKAGE_DIR, atomic_write_bytes, sha256_bytes
+from .paths import (
+    PACKAGE_DIR,
+    atomic_write_bytes,
+    locked_dir,
+    remove_debris,
+    sha256_bytes,
+    under,
+    write_error,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +49,7 @@ class VersionConflictError(DataError):
 
 
 def version_dir(data_root: Path, data_name: str, data_version: str) -> Path:
-    return data_root / data_name / data_version
+    return under(data_root, data_name, data_version)
 
 
 def code_sha256() -> str:
@@ -142,7 +150,48 @@ def write_version(
     manifest: dict[str, Any],
     overwrite: bool,
 ) -> tuple[ExistingVersion, bool]:
-    """Write a data version atomically. Returns the version and whether anything was written."""
+    """Write a data version atomically. Returns the version and whether anything was written.
+
+    Writers of one data name take turns (a lock on its directory), so a version is compared and
+    written by one process at a time, and what a killed writer left is cleaned up first. A write
+    that fails (disk full, read-only) is a DataError that says so; the versions already there are
+    untouched."""
+    try:
+        with locked_dir(target.parent) as held:
+            if held:
+                _recover(target)
+            return _write_locked(target, splits, manifest, overwrite)
+    except OSError as exc:
+        raise DataError(
+            write_error(f"data version {target.parent.name}/{target.name}", target, exc)
+            + "; the versions already there are untouched"
+        ) from None
+
+
+def _recover(target: Path) -> None:
+    """Undo what a writer killed mid-write left beside `target`: an overwrite stopped between its
+    two renames leaves the previous version as `.<version>.old-*` and no version (put it back);
+    any `.<version>.tmp-*` is an unfinished write (remove it)."""
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if not target.exists():
+        for old in olds:
+            if (old / MANIFEST).exists():
+                os.rename(old, target)
+                print(
+                    f"restored data version {target.parent.name}/{target.name} left aside by a killed writer"
+                )
+                break
+    removed = remove_debris(target.parent, [f".{target.name}.tmp-*", f".{target.name}.old-*"])
+    if removed:
+        print(f"removed what a killed writer left: {', '.join(removed)}")
+
+
+def _write_locked(
+    target: Path,
+    splits: dict[str, pd.DataFrame],
+    manifest: dict[str, Any],
+    overwrite: bool,
+) -> tuple[ExistingVersion, bool]:
     if (target / MANIFEST).exists():
         existing = read_manifest(target)
         if _identity(existing.manifest) == _identity(manifest):

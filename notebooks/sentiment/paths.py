@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,6 +28,83 @@ def default_project_root() -> Path:
 def is_safe_segment(value: str) -> bool:
     """True when `value` can be used as a single directory name."""
     return bool(_SAFE_SEGMENT.match(value)) and ".." not in value
+
+
+class UnsafePathError(ValueError):
+    """A name would put a file outside its root (defence in depth behind the spec's checks)."""
+
+
+def under(root: Path, *segments: str) -> Path:
+    """`root/segment/...`, refusing any segment that is not a single safe directory name, and any
+    result that is not strictly below `root` once normalised. Names reach the notebooks from specs,
+    upstream outputs and run ids; pipectl validates the ones it can see, this holds for the rest."""
+    for segment in segments:
+        if not is_safe_segment(segment):
+            raise UnsafePathError(
+                f"{segment!r} cannot be used as a directory name under {root} (letters, digits, '.', "
+                "'_', '-', starting with a letter or digit, at most 128 characters, no '..')"
+            )
+    path = Path(root, *segments)
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.abspath(path))
+    if os.path.commonpath([base, full]) != base or full == base:
+        raise UnsafePathError(f"{path} is not inside {root}")
+    return path
+
+
+@contextlib.contextmanager
+def locked_dir(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on directory `path` (created if missing) while writing into it, and
+    yield whether the lock is held. The kernel drops the lock when the process dies, so a writer
+    that holds it knows that temporary files other writers left there are debris of a killed one.
+    Where locks are not supported (some FUSE mounts, Windows) it yields False and does not wait."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield False
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = True
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL, errno.ENOSYS):
+                raise
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_debris(directory: Path, patterns: list[str]) -> list[str]:
+    """Remove entries of `directory` matching `patterns` (temporary files and directories of
+    writers that were killed). Call only while holding `locked_dir(directory)`. Returns what was
+    removed."""
+    removed = []
+    for pattern in patterns:
+        for entry in sorted(directory.glob(pattern)):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
+
+
+def write_error(what: str, path: Path, exc: OSError) -> str:
+    """A sentence for a failed write: what, where, and the cause in words (disk full, read-only)."""
+    causes = {
+        errno.ENOSPC: "the file system is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }
+    cause = causes.get(exc.errno or 0, exc.strerror or str(exc))
+    where = exc.filename or path
+    return f"cannot write {what} to {path}: {cause} ({where})"
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -36,6 +36,13 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		return executor.CheckResult{}, c.fail(fmt.Sprintf("check %s", what), err)
 	}
 	out := req.Outputs
+	// Paths the notebooks reported: only ever checked inside the target's
+	// Volume (a path elsewhere counts as missing, and the stage runs).
+	for _, key := range []string{"data_path", "predictions_path"} {
+		if p := out[key]; strings.HasPrefix(p, "/Volumes/") && !below(cfg.VolumeRoot(), p) {
+			return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("%s %s is not inside the target's Volume %s", key, p, cfg.VolumeRoot())}, nil
+		}
+	}
 	if p := out["data_path"]; strings.HasPrefix(p, "/Volumes/") {
 		if err := c.W.Files.GetDirectoryMetadata(ctx, files.GetDirectoryMetadataRequest{DirectoryPath: p}); err != nil {
 			return missing("data version "+p, err)

@@ -159,8 +159,12 @@ func gitFiles(ctx context.Context, root string) map[string]bool {
 }
 
 // codeFolder is the content-addressed folder of a bundle (API path).
-func codeFolder(workspaceRoot, hash string) string {
-	return path.Join(apiPath(path.Clean(workspaceRoot)), ".pipectl", "code", hash[:20])
+func codeFolder(workspaceRoot, hash string) (string, error) {
+	root, err := workspaceFolder(workspaceRoot)
+	if err != nil {
+		return "", err
+	}
+	return path.Join(root, ".pipectl", "code", hash[:20]), nil
 }
 
 // markerName is written last into a code folder: a folder without it is an
@@ -182,7 +186,10 @@ type upload struct {
 // ensureCode imports the bundle into its folder unless it is there
 // already, and returns the folder (API path) and whether it uploaded.
 func (u *uploads) ensureCode(ctx context.Context, c *Client, workspaceRoot string, b *codeBundle) (string, bool, error) {
-	folder := codeFolder(workspaceRoot, b.Hash)
+	folder, err := codeFolder(workspaceRoot, b.Hash)
+	if err != nil {
+		return "", false, err
+	}
 	u.mu.Lock()
 	if u.inflight == nil {
 		u.inflight = map[string]*upload{}
@@ -223,14 +230,28 @@ func codeExists(ctx context.Context, c *Client, folder string) (bool, error) {
 	return false, c.fail(fmt.Sprintf("look for imported code in %s", folder), err)
 }
 
+// codeDirs returns the folders the bundle's files go to, refusing any file
+// that would land outside folder.
+func codeDirs(folder string, b *codeBundle) (map[string]bool, error) {
+	dirs := map[string]bool{folder: true}
+	for _, f := range b.Files {
+		p, err := inside(folder, f.Rel)
+		if err != nil {
+			return nil, err
+		}
+		dirs[path.Dir(p)] = true
+	}
+	return dirs, nil
+}
+
 func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (bool, error) {
 	exists, err := codeExists(ctx, c, folder)
 	if err != nil || exists {
 		return false, err
 	}
-	dirs := map[string]bool{folder: true}
-	for _, f := range b.Files {
-		dirs[path.Dir(folder+"/"+f.Rel)] = true
+	dirs, err := codeDirs(folder, b)
+	if err != nil {
+		return false, err
 	}
 	// Mkdirs creates parents: the deepest folders are enough.
 	for _, d := range slices.Sorted(func(yield func(string) bool) {
@@ -294,8 +315,8 @@ func importCode(ctx context.Context, c *Client, folder string, b *codeBundle) (b
 
 // notebookPath is where a notebook lives in a code folder (API path,
 // without .py: the workspace strips it from notebooks).
-func notebookPath(folder, rel string) string {
-	return folder + "/" + strings.TrimSuffix(filepath.ToSlash(rel), ".py")
+func notebookPath(folder, rel string) (string, error) {
+	return inside(folder, strings.TrimSuffix(filepath.ToSlash(rel), ".py"))
 }
 
 // readRequirements returns the requirement lines of

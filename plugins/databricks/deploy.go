@@ -28,6 +28,9 @@ const (
 	targetTag   = "pipectl_target"
 	specTag     = "pipectl_spec_hash"
 	commitTag   = "pipectl_git_commit"
+	// schedulerTag records which system triggers the schedule (the spec's
+	// scheduler), so a workspace user sees why a job is paused.
+	schedulerTag = "pipectl_scheduler"
 )
 
 // JobName is the deterministic name of the job of a pipeline on a target.
@@ -56,10 +59,25 @@ func deployRefs(r spec.Ref) (string, bool) {
 	return "", false
 }
 
+// SchedulePause decides whether a deployed job's schedule runs: only when
+// the pipeline's scheduler is Databricks and the target is a production
+// one. Otherwise the job still carries the schedule, paused, so that it
+// exists for manual runs and switching the scheduler is one line in the
+// spec. why says which rule decided, for people.
+func SchedulePause(p *spec.Pipeline, t *spec.Target) (status jobs.PauseStatus, why string) {
+	switch {
+	case p.Scheduler != spec.SchedulerDatabricks:
+		return jobs.PauseStatusPaused, fmt.Sprintf("scheduler %s: a GitHub workflow cron runs it", p.Scheduler)
+	case t.Mode != "production":
+		return jobs.PauseStatusPaused, fmt.Sprintf("scheduler databricks, but %s is a %s target", t.Name, t.Mode)
+	}
+	return jobs.PauseStatusUnpaused, fmt.Sprintf("scheduler databricks on production target %s", t.Name)
+}
+
 // JobSettings renders a plan as one multi-task job: a notebook task per
 // stage with depends_on from the plan's graph, parameters wired through
-// task values, the schedule as Quartz cron in UTC (paused on development
-// targets) and tags that identify the deployment.
+// task values, the schedule as Quartz cron in UTC (paused unless
+// SchedulePause says otherwise) and tags that identify the deployment.
 func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gitCommit string) (jobs.JobSettings, error) {
 	p, t := pl.Pipeline, pl.Target
 	s := jobs.JobSettings{
@@ -71,15 +89,21 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		GitSource:         loc.gitSource(),
 		EditMode:          jobs.JobEditModeUiLocked,
 	}
-	tags := map[string]string{}
-	maps.Copy(tags, p.Tags)
-	maps.Copy(tags, map[string]string{pipelineTag: p.Name, targetTag: t.Name, specTag: p.Hash,
-		KeyTag: JobKey(p.Name, t.Name, cfg.WorkspaceRoot)})
+	own := map[string]string{pipelineTag: p.Name, targetTag: t.Name, specTag: p.Hash,
+		KeyTag: JobKey(p.Name, t.Name, cfg.WorkspaceRoot)}
 	if gitCommit != "" {
-		tags[commitTag] = gitCommit
+		own[commitTag] = gitCommit
 	}
+	if p.Schedule != "" {
+		own[schedulerTag] = p.Scheduler
+	}
+	tags := maps.Clone(p.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	maps.Copy(tags, own)
 	if len(tags) > 25 {
-		return s, fmt.Errorf("the job would carry %d tags; Databricks allows 25 (pipectl uses 5): drop some of the pipeline's tags", len(tags))
+		return s, fmt.Errorf("the job would carry %d tags; Databricks allows 25 (pipectl uses %d): drop some of the pipeline's tags", len(tags), len(own))
 	}
 	s.Tags = tags
 	if p.Schedule != "" {
@@ -91,10 +115,7 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		if err != nil {
 			return s, err
 		}
-		pause := jobs.PauseStatusUnpaused
-		if t.Mode != "production" {
-			pause = jobs.PauseStatusPaused
-		}
+		pause, _ := SchedulePause(p, t)
 		s.Schedule = &jobs.CronSchedule{QuartzCronExpression: quartz, TimezoneId: schedule.Timezone, PauseStatus: pause}
 	}
 	for _, name := range pl.Order() {
@@ -107,8 +128,11 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 			return s, err
 		}
 		ctxParams := contextParams(cfg, p.Name, name, t.Name, "{{job.run_id}}", loc.projectRoot(), gitCommit)
-		task := jobs.Task{TaskKey: name, NotebookTask: loc.notebookTask(st.Notebook, withContext(params, ctxParams)),
-			TimeoutSeconds: timeoutSeconds(st.Timeout), MaxRetries: st.Retries}
+		nt, err := loc.notebookTask(st.Notebook, withContext(params, ctxParams))
+		if err != nil {
+			return s, err
+		}
+		task := jobs.Task{TaskKey: name, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(st.Timeout), MaxRetries: st.Retries}
 		if st.Retries > 0 {
 			task.MinRetryIntervalMillis = int(st.RetryBackoff.Milliseconds())
 		}
@@ -162,6 +186,12 @@ type Outcome struct {
 	Foreign []int64
 	// Dropped are settings made outside pipectl that the update removes.
 	Dropped []string
+	// Schedule is the deployed (or, dry, desired) job schedule, nil for an
+	// unscheduled pipeline or a destroy; Scheduler is the pipeline's
+	// scheduler and PauseWhy the reason for Schedule's pause status.
+	Schedule  *jobs.CronSchedule
+	Scheduler string
+	PauseWhy  string
 }
 
 // CodeOutcome describes the notebooks' location.
@@ -194,6 +224,10 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	desired, err := JobSettings(pl, cfg, loc, reqs, commit)
 	if err != nil {
 		return nil, err
+	}
+	if desired.Schedule != nil {
+		out.Schedule, out.Scheduler = desired.Schedule, pl.Pipeline.Scheduler
+		_, out.PauseWhy = SchedulePause(pl.Pipeline, pl.Target)
 	}
 	key := desired.Tags[KeyTag]
 	ours, foreign, err := findJobs(ctx, c, desired.Name, key)
@@ -347,7 +381,10 @@ func (d *Deployer) code(ctx context.Context, c *Client, cfg *Config, pl *plan.Pl
 	if err != nil {
 		return codeLocation{}, "", err
 	}
-	folder := codeFolder(cfg.WorkspaceRoot, b.Hash)
+	folder, err := codeFolder(cfg.WorkspaceRoot, b.Hash)
+	if err != nil {
+		return codeLocation{}, "", err
+	}
 	out.Code.Folder, out.Code.Files = folder, len(b.Files)
 	if opts.DryRun {
 		exists, err := codeExists(ctx, c, folder)

@@ -146,11 +146,77 @@ func TestJobSettings(t *testing.T) {
 		t.Errorf("first task %+v", first)
 	}
 
-	prod := r.deploy(t, "prod", false)
-	for _, j := range r.jobs(t) {
-		if j.JobId == prod.JobID && j.Settings.Schedule.PauseStatus != jobs.PauseStatusUnpaused {
-			t.Errorf("a production target deploys its schedule unpaused: %+v", j.Settings.Schedule)
+	if s.Tags["pipectl_scheduler"] != "github" {
+		t.Errorf("tag pipectl_scheduler = %q, want github (the default)", s.Tags["pipectl_scheduler"])
+	}
+}
+
+// TestDeployedSchedulePause: a deployed job always carries the spec's
+// schedule, and it runs (UNPAUSED) only when the pipeline's scheduler is
+// databricks and the target is a production one; the job's tag and the
+// outcome say which scheduler decided.
+func TestDeployedSchedulePause(t *testing.T) {
+	r := newDeployRig(t, emulator.Options{Python: dbtest.NoPython})
+	tests := []struct {
+		scheduler, target string
+		want              jobs.PauseStatus
+		why               string
+	}{
+		{"", "dev", jobs.PauseStatusPaused, "scheduler github: a GitHub workflow cron runs it"},
+		{"", "prod", jobs.PauseStatusPaused, "scheduler github: a GitHub workflow cron runs it"},
+		{"github", "prod", jobs.PauseStatusPaused, "scheduler github: a GitHub workflow cron runs it"},
+		{"databricks", "dev", jobs.PauseStatusPaused, "scheduler databricks, but dev is a development target"},
+		{"databricks", "prod", jobs.PauseStatusUnpaused, "scheduler databricks on production target prod"},
+		// Switching back pauses the production job again.
+		{"github", "prod", jobs.PauseStatusPaused, "scheduler github: a GitHub workflow cron runs it"},
+	}
+	for _, tc := range tests {
+		setScheduler(t, r.project, tc.scheduler)
+		wantTag := tc.scheduler
+		if wantTag == "" {
+			wantTag = "github"
 		}
+		dry := r.deploy(t, tc.target, true)
+		if dry.Schedule == nil || dry.Schedule.PauseStatus != tc.want || dry.Scheduler != wantTag || dry.PauseWhy != tc.why {
+			t.Errorf("scheduler %q on %s, dry run: schedule %+v, scheduler %q, why %q; want %s, %q", tc.scheduler, tc.target, dry.Schedule, dry.Scheduler, dry.PauseWhy, tc.want, tc.why)
+		}
+		out := r.deploy(t, tc.target, false)
+		var got *jobs.JobSettings
+		for _, j := range r.jobs(t) {
+			if j.JobId == out.JobID {
+				got = j.Settings
+			}
+		}
+		if got == nil || got.Schedule == nil {
+			t.Fatalf("scheduler %q on %s: job %d has no schedule: %+v", tc.scheduler, tc.target, out.JobID, got)
+		}
+		if got.Schedule.PauseStatus != tc.want || got.Schedule.QuartzCronExpression != "0 0 6 ? * MON" || got.Tags["pipectl_scheduler"] != wantTag {
+			t.Errorf("scheduler %q on %s: schedule %+v, tag pipectl_scheduler %q; want %s, tag %s",
+				tc.scheduler, tc.target, got.Schedule, got.Tags["pipectl_scheduler"], tc.want, wantTag)
+		}
+	}
+}
+
+// setScheduler rewrites the demo spec with scheduler set ("" leaves the
+// default).
+func setScheduler(t *testing.T, project, scheduler string) {
+	t.Helper()
+	writeSpec(t, project, "hello")
+	if scheduler == "" {
+		return
+	}
+	path := filepath.Join(project, "specs", "p.cue")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = `schedule:    "0 6 * * 1"`
+	out := strings.Replace(string(src), line, line+"\n\tscheduler: \""+scheduler+"\"", 1)
+	if out == string(src) {
+		t.Fatalf("demo spec has no %s", line)
+	}
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

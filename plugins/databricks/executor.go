@@ -125,15 +125,28 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		return failure("%v", err), nil
 	}
 	resp, err := c.W.Jobs.Submit(ctx, sub)
-	if err != nil {
-		if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
+		// Cancelled during the call: Databricks may have started the run
+		// all the same (the answer was lost, not the request). The same
+		// idempotency token gets that run, or starts one, so that it can
+		// be cancelled below instead of left running unknown.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitAfterCancel)
+		resp, err = c.W.Jobs.Submit(sctx, sub)
+		cancel()
+		if err != nil {
 			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{
 				Message: fmt.Sprintf("cancelled before the run was submitted (last error: %v)", c.red.err(err))}}, nil
 		}
+	}
+	if err != nil {
 		return e.apiFailure(c, "submit the run", err), nil
 	}
 	return e.follow(ctx, c, task, resp.RunId, sink, emit), nil
 }
+
+// submitAfterCancel bounds the submit that learns the run a cancelled
+// submit may have started.
+const submitAfterCancel = 30 * time.Second
 
 // locate makes the notebooks reachable: imports the code bundle (workspace
 // source) or resolves the git source.

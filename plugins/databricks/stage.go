@@ -35,11 +35,20 @@ func (l codeLocation) projectRoot() string {
 	return fusePath(l.Folder)
 }
 
-func (l codeLocation) notebookTask(rel string, params map[string]string) *jobs.NotebookTask {
+func (l codeLocation) notebookTask(rel string, params map[string]string) (*jobs.NotebookTask, error) {
 	if l.Git != nil {
-		return &jobs.NotebookTask{NotebookPath: strings.TrimSuffix(filepath.ToSlash(rel), ".py"), Source: jobs.SourceGit, BaseParameters: params}
+		// Relative to the repository's root: it must stay inside it.
+		p, err := inside("/", strings.TrimSuffix(filepath.ToSlash(rel), ".py"))
+		if err != nil {
+			return nil, fmt.Errorf("notebook %s: %w", rel, err)
+		}
+		return &jobs.NotebookTask{NotebookPath: p[1:], Source: jobs.SourceGit, BaseParameters: params}, nil
 	}
-	return &jobs.NotebookTask{NotebookPath: notebookPath(l.Folder, rel), Source: jobs.SourceWorkspace, BaseParameters: params}
+	p, err := notebookPath(l.Folder, rel)
+	if err != nil {
+		return nil, fmt.Errorf("notebook %s: %w", rel, err)
+	}
+	return &jobs.NotebookTask{NotebookPath: p, Source: jobs.SourceWorkspace, BaseParameters: params}, nil
 }
 
 func (l codeLocation) gitSource() *jobs.GitSource {
@@ -145,8 +154,11 @@ type submitRequest struct {
 
 func (s submitRequest) build() (jobs.SubmitRun, error) {
 	ctxParams := contextParams(s.cfg, s.pipeline, s.stage, s.target, s.runID, s.loc.projectRoot(), s.commit)
-	task := jobs.Task{TaskKey: s.stage, NotebookTask: s.loc.notebookTask(s.notebook, withContext(s.params, ctxParams)),
-		TimeoutSeconds: timeoutSeconds(s.timeout)}
+	nt, err := s.loc.notebookTask(s.notebook, withContext(s.params, ctxParams))
+	if err != nil {
+		return jobs.SubmitRun{}, err
+	}
+	task := jobs.Task{TaskKey: s.stage, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(s.timeout)}
 	applyCompute(s.cfg, s.reqs, &task)
 	var st jobs.SubmitTask
 	if err := convertJSON(task, &st); err != nil {

@@ -33,6 +33,18 @@
 // through the server's REST API, found by the tags the notebooks set
 // (pipectl.run_id and pipectl.stage, see sentiment/context.py).
 //
+// # Stage worker
+//
+// Python's start-up and the imports of pandas, scikit-learn and MLflow
+// cost seconds per stage. One worker per executor (stage_worker.py, beside
+// the server) imports them once and forks each stage: a leader that does
+// the guard's job for the stage's new process group, and in it the runner,
+// with the stage's own environment, directory and output (file descriptors
+// passed over a Unix socket). It plugs into package proc as a Launcher, so
+// output, cancellation, timeouts and leftovers work as for a plain process,
+// which is what a stage falls back to when the worker cannot start it
+// (worker.go; Options.NoWorker turns it off).
+//
 // # Cached outputs
 //
 // CheckOutputs answers without starting Python: a data version is a

@@ -54,6 +54,10 @@ type Options struct {
 	// UIPort is the port `pipectl ui` serves on by default; links to MLflow
 	// runs point there, since the run's own server stops with the run.
 	UIPort int
+	// NoWorker starts every stage as a plain `python -m pipectl_runner`
+	// process instead of forking it from the run's warm stage worker
+	// (worker.go; $PIPECTL_LOCAL_WORKER=0).
+	NoWorker bool
 }
 
 // Executor runs notebooks on this machine. One Executor serves one pipectl
@@ -66,8 +70,13 @@ type Executor struct {
 	cancel  context.CancelFunc
 	venvs   map[string]*venvBuild
 	servers map[string]*server
+	workers map[string]*worker
 	closed  bool
-	runs    sync.WaitGroup // Runs in progress; Close waits for them
+	// inFlight and served are the stages running here and the pipectl runs
+	// this executor serves (see sweepRuns).
+	inFlight map[stageKey]int
+	served   map[string]bool
+	runs     sync.WaitGroup // Runs in progress; Close waits for them
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -87,7 +96,8 @@ func New(opts Options) *Executor {
 		opts.Version = "builtin"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Executor{opts: opts, ctx: ctx, cancel: cancel, venvs: map[string]*venvBuild{}, servers: map[string]*server{}}
+	return &Executor{opts: opts, ctx: ctx, cancel: cancel, venvs: map[string]*venvBuild{}, servers: map[string]*server{},
+		workers: map[string]*worker{}, inFlight: map[stageKey]int{}, served: map[string]bool{}}
 }
 
 // Describe implements executor.Executor.
@@ -97,7 +107,7 @@ func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
 }
 
 // Close stops the stages still running (as if cancelled), any venv build in
-// progress, then the MLflow servers.
+// progress, then the stage workers and MLflow servers.
 func (e *Executor) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -105,13 +115,17 @@ func (e *Executor) Close() error {
 	e.cancel()
 	e.runs.Wait()
 	e.mu.Lock()
-	servers := e.servers
-	e.servers = map[string]*server{}
+	servers, workers := e.servers, e.workers
+	e.servers, e.workers = map[string]*server{}, map[string]*worker{}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Close() }()
+	}
+	for _, w := range workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Close() }()
 	}
 	wg.Wait()
 	return nil
@@ -311,6 +325,7 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	e.runs.Add(1)
 	e.mu.Unlock()
 	defer e.runs.Done()
+	defer e.begin(task)()
 
 	parent := ctx
 	// Close stops the stage too.
@@ -356,17 +371,19 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 			}
 			return failed("the local MLflow server did not start", err.Error(), true), nil
 		}
+		e.sweepRuns(ctx, task, srv, sink)
 	}
 
 	// The runner's result files; removed with the attempt.
-	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o755); err != nil {
+	// Owner-only: result files carry the stage's outputs.
+	if err := os.MkdirAll(filepath.Join(l.state, "tmp"), 0o700); err != nil {
 		return executor.Result{}, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
+	tmp, release, err := attemptDir(filepath.Join(l.state, "tmp"), safeName(task.Stage)+"-")
 	if err != nil {
 		return executor.Result{}, err
 	}
-	defer os.RemoveAll(tmp)
+	defer release()
 	outFile, errFile := filepath.Join(tmp, "result.json"), filepath.Join(tmp, "error.json")
 
 	stderrTail := newRing(maxDetailLines)
@@ -380,7 +397,10 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	}
 	cmd := e.runnerCmd(task, l, env, trackingURI, outFile, errFile)
 	cmd.Stdout, cmd.Stderr = emit("stdout"), emit("stderr")
-	st, err := proc.Run(ctx, cmd)
+	note := func(format string, args ...any) {
+		sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: "stderr", Text: "pipectl: " + fmt.Sprintf(format, args...)})
+	}
+	st, err := e.runProcess(ctx, cmd, l, needsMLflow(task.Type), note)
 	if err != nil {
 		return failed(fmt.Sprintf("start the notebook runner: %v", err), "", false), nil
 	}
@@ -418,13 +438,7 @@ func (e *Executor) runnerCmd(task executor.Task, l layout, env *pyenv.Env, track
 		args = append(args, "--param", p)
 	}
 	args = append(args, "--output", outFile, "--error-output", errFile)
-	environ := append(scrubEnv(e.opts.Environ),
-		"PYTHONUNBUFFERED=1",
-		"PYTHONPATH="+l.pythonDir, // the runner package
-		// For MLflow calls that do not go through the context parameters.
-		"MLFLOW_TRACKING_URI="+trackingURI,
-		"MLFLOW_REGISTRY_URI="+trackingURI,
-	)
+	environ := stageEnv(e.opts.Environ, l, trackingURI)
 	return proc.Cmd{Path: env.Python, Args: args, Dir: l.root, Env: environ, Guard: env.Python, Grace: e.opts.Grace}
 }
 

@@ -32,7 +32,14 @@ import (
 // a minute with pip's cache warm, more without it); later runs reuse it.
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LOCAL_TEST_HELPER") == "stage" {
+		helperStageMain() // worker_test.go
+		return
+	}
 	code := m.Run()
+	for _, c := range testCleanups {
+		c()
+	}
 	if fix != nil {
 		fix.e.Close()
 		os.RemoveAll(fix.project)
@@ -431,6 +438,11 @@ func runStatus(t *testing.T, f *fixture, runID string) string {
 
 func TestTimeoutStopsNotebook(t *testing.T) {
 	f := getFixture(t)
+	// The timeout counts from Run: have the MLflow server and the stage
+	// worker ready first, as they are after a run's first stage.
+	if res := run(t, testCtx(t), f.e, f.task("noexit.py", nil), &events{}); res.Status != executor.Succeeded {
+		t.Fatalf("warm-up: %s %+v", res.Status, res.Error)
+	}
 	task := f.task("wait.py", map[string]string{"spawn": "true"})
 	// Long enough to start Python and the runner on a busy machine, short
 	// enough to end in the waiting cell.

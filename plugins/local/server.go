@@ -196,7 +196,12 @@ func (s *server) Close() {
 }
 
 func (s *server) run() error {
-	if err := os.MkdirAll(s.store.Artifacts(), 0o755); err != nil {
+	// Owner-only: the store holds every run's parameters, metrics and
+	// models. Stores made by older versions are tightened too.
+	if err := os.MkdirAll(s.store.Artifacts(), 0o700); err != nil {
+		return fmt.Errorf("MLflow store: %w", err)
+	}
+	if err := os.Chmod(s.store.Dir, 0o700); err != nil {
 		return fmt.Errorf("MLflow store: %w", err)
 	}
 	// The first server on a fresh store creates its schema (seconds of
@@ -230,10 +235,11 @@ func (s *server) run() error {
 		s.port, s.url = port, "http://127.0.0.1:"+strconv.Itoa(port)
 		s.mu.Unlock()
 	}
-	if err := os.WriteFile(s.store.readyMarker(), nil, 0o644); err != nil {
+	if err := os.WriteFile(s.store.readyMarker(), nil, 0o600); err != nil {
 		return err
 	}
-	return nil
+	// SQLite creates the database with the server's umask.
+	return os.Chmod(s.store.DB(), 0o600)
 }
 
 var errPortTaken = errors.New("port taken")

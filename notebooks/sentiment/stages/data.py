@@ -103,11 +103,37 @@ def run(raw: Mapping[str, str]) -> StageResult:
     return create(p, ctx)
 
 
+def _check_strata(cleaned: Any, strata: list[Any], needed: int, p: DataParams, src: Any) -> None:
+    """A stratum (usually a class) needs a distinct text in every split: name the file, the column
+    and the rows of the first one that has too few, before the splitter refuses it."""
+    from ..csvio import DataError
+
+    if p.stratify is None:
+        return
+    groups: dict[Any, set[str]] = {}
+    rows: dict[Any, list[int]] = {}
+    for stratum, group, row_id in zip(strata, cleaned["group"], cleaned["id"], strict=True):
+        groups.setdefault(stratum, set()).add(group)
+        rows.setdefault(stratum, []).append(int(row_id) + 1)
+    for stratum in sorted(groups, key=repr):
+        if len(groups[stratum]) < needed:
+            shown = ", ".join(str(r) for r in rows[stratum][:5])
+            more = f" and {len(rows[stratum]) - 5} more" if len(rows[stratum]) > 5 else ""
+            columns = ", ".join(repr(c) for c in p.stratify)
+            value = stratum if isinstance(stratum, tuple) and len(stratum) > 1 else str(stratum)
+            raise DataError(
+                f"{src}: column{'s' if len(p.stratify) > 1 else ''} {columns}: class {value!r} has "
+                f"{len(rows[stratum])} row(s) with {len(groups[stratum])} distinct text(s) (data "
+                f"row(s) {shown}{more}), too few to stratify into {needed} splits; each split needs "
+                "one. Add data, drop the class, or set stratify to null"
+            )
+
+
 def create(p: DataParams, ctx: Context) -> StageResult:
     import pandas as pd
 
     from ..cleaning import clean
-    from ..csvio import DataError, read_bytes, read_csv, require_columns
+    from ..csvio import DataError, check_labels, read_bytes, read_csv, require_columns
     from ..dataset import (
         FORMAT_VERSION,
         code_version,
@@ -118,7 +144,7 @@ def create(p: DataParams, ctx: Context) -> StageResult:
         write_version,
     )
     from ..paths import sha256_bytes
-    from ..split import TRAIN, split_groups
+    from ..split import TRAIN, SplitError, split_groups
 
     src = ctx.resolve(p.source)
     raw_bytes = read_bytes(src)
@@ -127,6 +153,11 @@ def create(p: DataParams, ctx: Context) -> StageResult:
     for i, col in enumerate(p.stratify or []):
         wanted[f"stratify[{i}]"] = col
     require_columns(df, wanted, src)
+    if len(df) == 0:
+        raise DataError(
+            f"{src}: the file has a header ({', '.join(repr(str(c)) for c in df.columns)}) but no data rows"
+        )
+    check_labels(df, p.label_column, src)
     print(f"read {len(df)} rows from {src}")
 
     frame = pd.DataFrame(
@@ -144,9 +175,10 @@ def create(p: DataParams, ctx: Context) -> StageResult:
     print("cleaning: " + ", ".join(f"{k}={v}" for k, v in report.as_dict().items()))
     if report.rows_clean == 0:
         raise DataError(
-            f"{src}: no rows left after cleaning ({report.empty_text} empty texts, "
-            f"{report.missing_label} missing labels, {report.duplicates_removed} duplicates, "
-            f"{report.conflict_rows_removed} removed by conflicts={p.conflicts})"
+            f"{src}: no rows left after cleaning ({report.empty_text} empty texts in column "
+            f"{p.text_column!r}, {report.missing_label} missing labels in column {p.label_column!r}, "
+            f"{report.duplicates_removed} duplicates, {report.conflict_rows_removed} removed by "
+            f"conflicts={p.conflicts})"
         )
     classes = sorted(cleaned["label"].unique())
     if len(classes) < 2:
@@ -170,7 +202,11 @@ def create(p: DataParams, ctx: Context) -> StageResult:
     fractions = {"test": p.test_size}
     if p.holdout:
         fractions["holdout"] = p.holdout_size
-    assignment = split_groups(strata, cleaned["group"].tolist(), fractions, p.seed)
+    _check_strata(cleaned, strata, len(fractions) + 1, p, src)
+    try:
+        assignment = split_groups(strata, cleaned["group"].tolist(), fractions, p.seed)
+    except SplitError as exc:
+        raise DataError(f"{src}: column {p.label_column!r}: {exc}") from None
     cleaned["split"] = assignment
 
     splits: dict[str, pd.DataFrame] = {}

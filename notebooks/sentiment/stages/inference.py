@@ -110,13 +110,11 @@ def _load_input(p: InferenceParams, ctx: Context) -> tuple[Any, str]:
 
 
 def infer(p: InferenceParams, ctx: Context) -> StageResult:
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from .. import metrics as M
     from .. import tracking as T
-    from ..paths import temp_path_beside
+    from ..csvio import DataError
+    from ..paths import locked_dir, remove_debris, under, write_error
 
     df, data_version = _load_input(p, ctx)
     print(
@@ -131,7 +129,7 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
     classes = [str(c) for c in model.classes_]
     print(f"model {model_uri} (version {ref.version or 'unregistered'}), classes {classes}")
 
-    out_dir = ctx.output_root / p.output_name / ctx.run_id_or_manual()
+    out_dir = under(ctx.output_root, p.output_name, ctx.run_id_or_manual())
     target = out_dir / "predictions.parquet"
     has_labels = "label" in df.columns
     fields = [
@@ -146,6 +144,67 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
     ]
     schema = pa.schema(fields)
     predictions: list[str] = []
+    try:
+        with locked_dir(out_dir) as held:
+            if held and (removed := remove_debris(out_dir, [".predictions.*.tmp"])):
+                print(f"removed what a killed writer left: {', '.join(removed)}")
+            _write_predictions(
+                p, df, model, ref, model_uri, classes, schema, data_version, out_dir, predictions
+            )
+    except OSError as exc:
+        raise DataError(write_error("predictions", target, exc)) from None
+
+    counts = {c: predictions.count(c) for c in classes}
+    print(f"wrote {len(df)} predictions to {target}: {counts}")
+    metrics: dict[str, float] = {"rows": len(df)}
+    if has_labels:
+        known = df["label"] != ""
+        if known.any():
+            y_true = df.loc[known, "label"].tolist()
+            y_pred = [pred for pred, k in zip(predictions, known, strict=True) if k]
+            from sklearn.metrics import accuracy_score, f1_score
+
+            metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
+            metrics["f1_macro"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+            print(
+                f"labelled rows {int(known.sum())}: accuracy={metrics['accuracy']:.4f} "
+                f"f1_macro={metrics['f1_macro']:.4f}"
+            )
+    return StageResult(
+        outputs={
+            "predictions_path": str(target),
+            "rows": len(df),
+            "model_uri": model_uri,
+            "model_version": ref.version,
+            "prediction_counts": counts,
+        },
+        metrics=metrics,
+    )
+
+
+def _write_predictions(
+    p: InferenceParams,
+    df: Any,
+    model: Any,
+    ref: Any,
+    model_uri: str,
+    classes: list[str],
+    schema: Any,
+    data_version: str,
+    out_dir: Path,
+    predictions: list[str],
+) -> None:
+    """Score `df` in batches into `out_dir/predictions.parquet` (and .csv), written under temporary
+    names and renamed, so a reader sees the whole file or none. Appends to `predictions`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .. import metrics as M
+    from ..paths import temp_path_beside
+
+    target = out_dir / "predictions.parquet"
+    has_labels = "label" in df.columns
     tmp = temp_path_beside(target)
     tmp_csv = temp_path_beside(out_dir / "predictions.csv") if p.write_csv else None
     try:
@@ -177,30 +236,3 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
         if tmp_csv is not None:
             Path(tmp_csv).unlink(missing_ok=True)
         raise
-
-    counts = {c: predictions.count(c) for c in classes}
-    print(f"wrote {len(df)} predictions to {target}: {counts}")
-    metrics: dict[str, float] = {"rows": len(df)}
-    if has_labels:
-        known = df["label"] != ""
-        if known.any():
-            y_true = df.loc[known, "label"].tolist()
-            y_pred = [pred for pred, k in zip(predictions, known, strict=True) if k]
-            from sklearn.metrics import accuracy_score, f1_score
-
-            metrics["accuracy"] = float(accuracy_score(y_true, y_pred))
-            metrics["f1_macro"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
-            print(
-                f"labelled rows {int(known.sum())}: accuracy={metrics['accuracy']:.4f} "
-                f"f1_macro={metrics['f1_macro']:.4f}"
-            )
-    return StageResult(
-        outputs={
-            "predictions_path": str(target),
-            "rows": len(df),
-            "model_uri": model_uri,
-            "model_version": ref.version,
-            "prediction_counts": counts,
-        },
-        metrics=metrics,
-    )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import params as P
+from .. import tracking as T
 from ..context import CONTEXT_WIDGETS, Context
 from ..result import StageResult
 
@@ -109,12 +110,17 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
     from mlflow.models import infer_signature
 
     from .. import metrics as M
-    from .. import tracking as T
 
     T.configure(ctx)
     registered = T.registered_name(ctx, p.model_name)
     experiment = T.use_experiment(ctx, p.model_name)
-    tags = {**ctx.tags(), "data_name": p.data_name, "data_version": p.data_version}
+    inputs = inputs_sha256(p, version.sha256, registered)
+    earlier = reuse_earlier_attempt(ctx, experiment, registered, inputs, p.model_type)
+    if earlier is not None:
+        # The earlier attempt may have stopped before it tagged the version.
+        _tag_version(registered, earlier.outputs["model_version"], p, version.sha256, earlier.metrics)
+        return earlier
+    tags = {**ctx.tags(), "data_name": p.data_name, "data_version": p.data_version, TAG_INPUTS: inputs}
 
     with mlflow.start_run(run_name=p.model_type, tags=tags) as run:
         print(f"MLflow run {run.info.run_id} in experiment {experiment}")
@@ -168,15 +174,7 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
                 pip_requirements=_pip_requirements(),
             )
         model_version = str(info.registered_model_version)
-        client = T.client()
-        for key, value in {
-            "model_type": p.model_type,
-            "data_name": p.data_name,
-            "data_version": p.data_version,
-            "data_manifest_sha256": version.sha256,
-            "test_f1_macro": f"{scalars['f1_macro']:.4f}",
-        }.items():
-            client.set_model_version_tag(registered, model_version, key, value)
+        _tag_version(registered, model_version, p, version.sha256, scalars)
 
     print(
         f"registered {registered} version {model_version}: "
@@ -192,6 +190,102 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
         },
         metrics={k: scalars[k] for k in SUMMARY_METRICS},
     )
+
+
+def _tag_version(registered: str, model_version: str, p: TrainParams, manifest: str, scalars: Any) -> None:
+    client = T.client()
+    for key, value in {
+        "model_type": p.model_type,
+        "data_name": p.data_name,
+        "data_version": p.data_version,
+        "data_manifest_sha256": manifest,
+        "test_f1_macro": f"{scalars['f1_macro']:.4f}",
+    }.items():
+        client.set_model_version_tag(registered, model_version, key, value)
+
+
+#: MLflow run tag: the hash of what the run trained (see `inputs_sha256`).
+TAG_INPUTS = "pipectl.inputs_sha256"
+
+
+def inputs_sha256(p: TrainParams, manifest_sha256: str, registered: str) -> str:
+    """What defines the trained model: parameters, the exact data version, the registered name and
+    the package's code."""
+    import hashlib
+
+    from ..dataset import code_sha256
+
+    doc = {
+        "model_type": p.model_type,
+        "model_params": p.model_params,
+        "features": p.features,
+        "seed": p.seed,
+        "data": [p.data_name, p.data_version, manifest_sha256],
+        "registered": registered,
+        "code": code_sha256(),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def reuse_earlier_attempt(
+    ctx: Context, experiment: str, registered: str, inputs: str, model_type: str
+) -> StageResult | None:
+    """A model version registered by an earlier attempt of this stage in this pipectl run, with the
+    same inputs, or None.
+
+    pipectl runs one attempt of a stage at a time, and re-runs a stage whose outcome it did not
+    record: after `kill -9` of pipectl (`--resume`), a crashed executor, a retry. The notebook of
+    the earlier attempt may have registered its version just before it was stopped; training again
+    would register a second version for the same run and stage. The earlier attempt's MLflow run
+    (found by its pipectl tags, whatever its status) and its READY version are reused instead, and
+    that attempt's runs still RUNNING (dead: no attempt runs beside this one) are ended KILLED.
+    """
+    if not ctx.run_id or not ctx.stage or "'" in ctx.run_id + ctx.stage or experiment.startswith("("):
+        return None  # interactive use: every run trains
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    client = T.client()
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`pipectl.run_id` = '{ctx.run_id}' and tags.`pipectl.stage` = '{ctx.stage}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for run in runs:
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+            print(f"ended MLflow run {run.info.run_id} of an earlier attempt of this stage as KILLED")
+    for run in runs:
+        if run.data.tags.get(TAG_INPUTS) != inputs:
+            continue
+        metrics = run.data.metrics
+        if not all(k in metrics for k in SUMMARY_METRICS):
+            continue
+        versions = [
+            v
+            for v in client.search_model_versions(f"run_id='{run.info.run_id}'")
+            if v.name == registered and v.status == "READY"
+        ]
+        if not versions:
+            continue
+        v = min(versions, key=lambda v: int(v.version))
+        print(
+            f"reusing {registered} version {v.version}: MLflow run {run.info.run_id} of an earlier attempt "
+            f"of stage {ctx.stage} in pipectl run {ctx.run_id} registered it with the same inputs"
+        )
+        return StageResult(
+            outputs={
+                "run_id": run.info.run_id,
+                "model_name": registered,
+                "model_version": str(v.version),
+                "model_uri": f"models:/{registered}/{v.version}",
+                "model_type": model_type,
+            },
+            metrics={k: metrics[k] for k in SUMMARY_METRICS},
+        )
+    return None
 
 
 #: Rows MLflow infers a logged dataset's schema from. It would otherwise read every value of the

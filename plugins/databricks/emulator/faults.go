@@ -18,6 +18,11 @@ type HTTPFault struct {
 	Status int
 	// Delay is how long the emulator waits before answering.
 	Delay time.Duration
+	// LoseResponse serves the request at once (its effect happens) and
+	// then holds the answer this long, or until the client gives up: a
+	// client cancelled meanwhile never learns the result, as when an answer
+	// is lost.
+	LoseResponse time.Duration
 	// Gather holds matching requests until this many have arrived, then
 	// lets them all proceed (within 30 s), so that tests can make calls
 	// from concurrent clients overlap. It sets Count.

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -226,10 +227,31 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fault.write(w)
 			return
 		}
+		if fault.LoseResponse > 0 {
+			if !e.authorized(w, r) {
+				return
+			}
+			rec := httptest.NewRecorder()
+			e.serve(ep, rec, r)
+			select {
+			case <-time.After(fault.LoseResponse):
+			case <-r.Context().Done():
+				return
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return
+		}
 	}
 	if !e.authorized(w, r) {
 		return
 	}
+	e.serve(ep, w, r)
+}
+
+// serve routes an authorized request to its handler.
+func (e *Emulator) serve(ep string, w http.ResponseWriter, r *http.Request) {
 	h, ok := routes[ep]
 	if !ok {
 		switch {
