@@ -244,15 +244,18 @@ def _read_utf8_fast(data: bytes, encoding: str, path: Path) -> pd.DataFrame | No
     """UTF-8 bytes straight to pyarrow, which checks the encoding and drops a BOM: decoding to a
     Python str and back, as the general path does, costs seconds and 2.5x the file's size in memory
     on a million rows. The result is only taken when nothing is wrong: None for anything pyarrow
-    rejects or that needs a closer look (no data rows, a name that may be a renamed duplicate, an
-    over-long field), and the general path reads the file again and names what and where."""
+    rejects or that needs a closer look (no data rows, a blank header, a name that may be a renamed
+    duplicate, an over-long field); the general path then reads the file again and says what is
+    wrong and where."""
     _check_not_binary(data, encoding, path)
     try:
         df = _parse(data)
     except Exception:  # noqa: BLE001 - the general path reports it precisely
         return None
     names = {str(c) for c in df.columns}
-    if len(df) == 0 or any((m := _MANGLED.fullmatch(n)) and m.group(1) in names for n in names):
+    if len(df) == 0 or not any(n.strip() for n in names):
+        return None  # a header only, or whitespace: the general path says what is missing
+    if any((m := _MANGLED.fullmatch(n)) and m.group(1) in names for n in names):
         return None
     if _longest(df)[2] > MAX_FIELD_CHARS:
         return None
