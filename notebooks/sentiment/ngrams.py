@@ -24,16 +24,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import (
-    CountVectorizer,
-    TfidfTransformer,
-    TfidfVectorizer,
-    _document_frequency,
-)
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .sparse import RowAppender, keep_columns, scale_by_column, take_in_place
+from .sparse import RowAppender, column_counts, keep_columns, scale_by_column, take_in_place
 
 #: Texts counted at a time: bounds the temporary arrays (token ids, n-gram keys) to a few
 #: hundred MB whatever the corpus size.
@@ -107,7 +102,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
     def _limit_features(self, X: Any, vocabulary: dict[str, int], high=None, low=None, limit=None) -> Any:  # noqa: N803
         if high is None and low is None and limit is None:
             return X, set()
-        dfs = _document_frequency(X)
+        dfs = column_counts(X.indices, X.shape[1])
         mask = np.ones(len(dfs), dtype=bool)
         if high is not None:
             mask &= dfs <= high
@@ -135,7 +130,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
             norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf, sublinear_tf=self.sublinear_tf
         )
         X = CountVectorizer.fit_transform(self, raw_documents)  # noqa: N806
-        self._tfidf.fit(X)
+        _fit_idf(self._tfidf, X)
         return _tfidf_in_place(self._tfidf, X)
 
     def transform(self, raw_documents: Any) -> Any:
@@ -283,6 +278,25 @@ def _sorted_order(terms: list[str]) -> np.ndarray:
         return pc.sort_indices(pa.array(terms, type=pa.large_string())).to_numpy().astype(np.int64)
     except (pa.ArrowException, UnicodeEncodeError):
         return np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int64)
+
+
+def _fit_idf(tfidf: TfidfTransformer, X: Any) -> None:  # noqa: N803
+    """`tfidf.fit(X)` with the document frequencies counted a slice at a time (scikit-learn's
+    `np.bincount(X.indices)` first copies the indices to int64). scikit-learn fits on the first
+    row, which sets the rest of its fitted state; idf_ is then its arithmetic on all the rows."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # absent columns, without smoothing
+        tfidf.fit(X[:1])
+    if not tfidf.use_idf:
+        return
+    dtype = X.dtype if X.dtype in (np.float64, np.float32) else np.float64
+    df = column_counts(X.indices, X.shape[1]).astype(dtype, copy=False)
+    df += float(tfidf.smooth_idf)
+    n_samples = X.shape[0] + int(tfidf.smooth_idf)
+    idf = np.full_like(df, fill_value=n_samples, dtype=dtype)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    tfidf.idf_ = idf
 
 
 def _tfidf_in_place(tfidf: TfidfTransformer, X: Any) -> Any:  # noqa: N803

@@ -77,6 +77,16 @@ def take_in_place(mapping: np.ndarray, indices: np.ndarray) -> None:
         part[:] = mapping.take(part, mode="clip")
 
 
+def column_counts(indices: np.ndarray, width: int) -> np.ndarray:
+    """np.bincount(indices, minlength=width) (entries per column of a CSR matrix: its document
+    frequencies), a slice at a time: bincount first casts an int32 index array to int64, 2 GB
+    at 250 million entries."""
+    out = np.zeros(width, dtype=np.intp)
+    for start in range(0, len(indices), STEP):
+        out += np.bincount(indices[start : start + STEP], minlength=width)
+    return out
+
+
 def scale_by_column(data: np.ndarray, indices: np.ndarray, weights: np.ndarray) -> None:
     """data *= weights[indices], a slice at a time (elementwise: the same values)."""
     for start in range(0, len(data), STEP):

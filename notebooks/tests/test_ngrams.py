@@ -222,3 +222,20 @@ def test_the_feature_union_stacks_like_scikit_learns():
             assert np.array_equal(want.indices, got.indices)
             assert np.array_equal(want.data, got.data)
         assert list(ours.get_feature_names_out()) == list(theirs.get_feature_names_out())
+
+
+@pytest.mark.parametrize(
+    "idf", [{}, {"smooth_idf": False}, {"use_idf": False}, {"sublinear_tf": False, "norm": "l1"}]
+)
+def test_the_idf_weights_match_scikit_learn(idf):
+    """The idf is fitted from document frequencies counted a slice at a time (ngrams._fit_idf)."""
+    docs = [f"Profit rose by {i % 7} and the loss fell {i % 13} times" for i in range(60)] + ["x"]
+    for analyzer, ngram_range in (("word", (1, 2)), ("char_wb", (2, 4))):
+        kw = dict(analyzer=analyzer, ngram_range=ngram_range, dtype=np.float32, **idf)
+        a, b = TfidfVectorizer(**kw), NgramTfidfVectorizer(**kw)
+        if kw.get("use_idf", True):
+            assert_same(a, b, docs, docs[::-7])
+        else:
+            x, y = a.fit_transform(docs), b.fit_transform(docs)
+            assert np.array_equal(x.indices, y.indices) and np.array_equal(x.data, y.data)
+            assert not hasattr(b._tfidf, "idf_")

@@ -96,3 +96,11 @@ def test_release_gives_memory_back():
     pages = before - resident()
     assert pages > 0.9 * 64 * 2**20 / 4096
     assert a[0] == 1 and a[-1] == 1  # partial pages at the ends are kept
+
+
+def test_column_counts_is_bincount():
+    rng = np.random.default_rng(5)
+    indices = rng.integers(0, 40, size=1000).astype(np.int32)
+    got = S.column_counts(indices, 57)
+    assert np.array_equal(got, np.bincount(indices, minlength=57)) and got.dtype == np.intp
+    assert np.array_equal(S.column_counts(indices[:0], 3), [0, 0, 0])
