@@ -139,6 +139,8 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         return _tfidf_in_place(self._tfidf, X)
 
     def _count_words(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+        if fixed and (index := self._term_index(vocabulary)) is not None:
+            return self._count_known_words(docs, index)
         tokenize = self.build_tokenizer()
         stop_words = self.get_stop_words()
         min_n, max_n = self.ngram_range
@@ -246,6 +248,52 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         g_all = np.concatenate(g_cols) if g_cols else np.zeros(0, dtype=np.int64)
         return sp.csr_array(words @ _csr(g_rows, g_all, (len(word_ids), width)))
 
+    def _term_index(self, vocabulary: dict[str, int]) -> _TermIndex | None:
+        """The fitted vocabulary in token-id space (see `_TermIndex`), built on the first
+        `transform` and kept across calls; None when its terms cannot be split into tokens."""
+        owner, index = self.__dict__.get("_ngram_term_index", (None, None))
+        if owner is not vocabulary:
+            spaceless = self.token_pattern in _SPACELESS_PATTERNS
+            index = _TermIndex.build(vocabulary, self.ngram_range) if spaceless else None
+            self.__dict__["_ngram_term_index"] = (vocabulary, index)
+        return index
+
+    def _count_known_words(self, docs: list[str], index: _TermIndex) -> sp.csr_array:
+        """Word n-gram counts against a fixed vocabulary without making a string per n-gram:
+        tokens become the ids of the vocabulary's tokens (-1 for the others), n-grams integer
+        keys, looked up in the vocabulary's sorted keys. The same (text, column) pairs as the
+        general path, so the same matrix."""
+        tokenize = self.build_tokenizer()
+        stop_words = self.get_stop_words()
+        get = index.token_ids.get
+        flat: list[int] = []
+        lengths = np.zeros(len(docs), dtype=np.int64)
+        for i, doc in enumerate(docs):
+            tokens = tokenize(doc)
+            if stop_words is not None:
+                tokens = [t for t in tokens if t not in stop_words]
+            lengths[i] = len(tokens)
+            flat.extend([get(t, -1) for t in tokens])
+        tok = np.asarray(flat, dtype=np.int64)
+        doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
+        remaining = np.cumsum(lengths)[doc_of] - np.arange(len(tok), dtype=np.int64)
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for n, (keys, columns) in index.levels.items():
+            positions = np.flatnonzero(remaining[: max(len(tok) - n + 1, 0)] >= n)
+            key = tok[positions]
+            known = key >= 0
+            for j in range(1, n):
+                following = tok[positions + j]
+                known &= following >= 0
+                key = key * index.base + following
+            positions, key = positions[known], key[known]
+            at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            hit = keys[at] == key
+            rows.append(doc_of[positions[hit]])
+            cols.append(columns[at[hit]])
+        return _pairs_csr(rows, cols, len(docs))
+
     def _word_cache(self, vocabulary: dict[str, int]) -> dict[str, np.ndarray]:
         """Char n-gram columns per word for `vocabulary`: while fitting, for one fit (ids never
         change while it counts); once fitted, across transform calls."""
@@ -258,7 +306,46 @@ class NgramTfidfVectorizer(TfidfVectorizer):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_ngram_word_cache", None)
+        state.pop("_ngram_term_index", None)
         return state
+
+
+#: Token patterns whose tokens never hold a space: a term of the vocabulary splits back into its
+#: tokens at " " (scikit-learn joins them with one).
+_SPACELESS_PATTERNS = frozenset({r"(?u)\b\w\w+\b", r"(?u)\b\w+\b"})
+
+
+class _TermIndex:
+    """A word n-gram vocabulary in token-id space: each distinct token of its terms gets an id;
+    an n-gram of ids (a, b, c) is the key ((a * base) + b) * base + c. Per n, the sorted keys
+    and the column of each."""
+
+    def __init__(self, token_ids: dict[str, int], base: int, levels: dict[int, tuple[Any, Any]]):
+        self.token_ids, self.base, self.levels = token_ids, base, levels
+
+    @classmethod
+    def build(cls, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> _TermIndex | None:
+        token_ids: dict[str, int] = {}
+        grams: dict[int, tuple[list[list[int]], list[int]]] = {}
+        for term, column in vocabulary.items():
+            parts = term.split(" ")
+            if not ngram_range[0] <= len(parts) <= ngram_range[1] or "" in parts:
+                return None
+            ids, columns = grams.setdefault(len(parts), ([], []))
+            ids.append([token_ids.setdefault(t, len(token_ids)) for t in parts])
+            columns.append(column)
+        base = len(token_ids) + 1
+        if base ** max(grams, default=1) >= 2**62:
+            return None  # keys would not fit in 64 bits
+        levels = {}
+        for n in sorted(grams):
+            ids = np.asarray(grams[n][0], dtype=np.int64).reshape(-1, n)
+            key = ids[:, 0].copy()
+            for j in range(1, n):
+                key = key * base + ids[:, j]
+            order = np.argsort(key)
+            levels[n] = (key[order], np.asarray(grams[n][1], dtype=np.int64)[order])
+        return cls(token_ids, base, levels)
 
 
 def _pairs_csr(rows: list[np.ndarray], cols: list[np.ndarray], n_docs: int) -> sp.csr_array:
