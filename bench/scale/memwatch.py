@@ -7,7 +7,10 @@ Every `interval` seconds the tree rooted at COMMAND's process is listed (childre
 /proc/PID/smaps_rollup. The output JSON has:
 
 - `peak_tree_rss` / `peak_tree_pss`: the largest sum over the tree at one sample (RSS counts pages
-  shared between processes, e.g. libraries, once per process: an upper bound; PSS splits them);
+  shared between processes, e.g. libraries, once per process: an upper bound; PSS splits them).
+  PSS is read every `pss_every` samples only: the kernel walks the page tables of the whole
+  process for smaps_rollup (tens of ms for a process of a few GB, holding its memory map lock),
+  which would slow down what is measured;
 - `processes`: per process its role (the pipectl stage from `--param pipectl_stage=...`, `mlflow`
   for the tracking server, else the program name), `hwm`, its exact peak RSS as the kernel
   counted it (VmHWM, last read before it exited), and `started`/`last_seen` (Unix seconds), so
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--interval", type=float, default=0.2)
+    ap.add_argument("--pss-every", type=int, default=10, help="read PSS every N samples (default 10)")
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -124,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     while proc.poll() is None:
         rss_sum = pss_sum = 0
+        read_pss = samples % args.pss_every == 0
         for pid in _tree(proc.pid):
             try:
                 status = _status_kb(pid)
-                pss = _pss(pid)
+                pss = _pss(pid) if read_pss else 0
                 p = processes.get(pid)
                 if p is None:
                     p = {"pid": pid, "role": _role(pid), "hwm": 0, "started": round(_started(pid, boot), 2)}
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         samples += 1
         if rss_sum > peak_rss:
             peak_rss, peak_at = rss_sum, time.monotonic() - started
-        peak_pss = max(peak_pss, pss_sum)
+        if read_pss:
+            peak_pss = max(peak_pss, pss_sum)
         time.sleep(args.interval)
 
     by_role: dict[str, int] = {}

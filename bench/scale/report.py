@@ -28,7 +28,7 @@ GOAL_RATIO = 0.8
 
 
 def _time(text: str) -> float:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return dt.datetime.fromisoformat(text).timestamp()
 
 
 def load_run(results: Path, i: int) -> dict:
@@ -70,19 +70,20 @@ def load_run(results: Path, i: int) -> dict:
 
 
 def stage_peak(mem: dict, stage: str, window: tuple[float, float]) -> int:
-    """The stage's peak RSS: its notebook process, found by command line or, for a process forked
-    by a warm worker (no command line of its own), by lifetime closest to the stage's."""
+    """The stage's peak RSS: its notebook process, found by command line or, for processes forked
+    by the warm worker (no command line of their own), the largest of those that started and ended
+    within the stage's window (a second of slack: sampling, clocks). The worker, the MLflow server
+    and pipectl live through the whole run and are never inside one stage's window."""
     named = [p["hwm"] for p in mem["processes"] if p["role"] == stage]
     if named:
         return max(named)
     start, end = window
-    candidates = [
-        p for p in mem["processes"] if p["role"] not in ("mlflow", "pipectl") and p["hwm"] > 64 * 2**20
+    inside = [
+        p["hwm"]
+        for p in mem["processes"]
+        if p["started"] >= start - 1 and p.get("last_seen", p["started"]) <= end + 1
     ]
-    if not candidates:
-        return 0
-    best = min(candidates, key=lambda p: abs(p["started"] - start) + abs(p.get("last_seen", end) - end))
-    return best["hwm"]
+    return max(inside, default=0)
 
 
 def machine() -> str:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     def col(get, fmt):
         return spread([get(r) for r in runs], fmt)
 
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     out = [
         f"B5 scale, {args.rows:,} generated rows, {n} run(s), {date}; machine: {machine()}; load "
         f"average (1/5/15 min) before each run: {', '.join(x['loadavg_before'] for x in loads)}",

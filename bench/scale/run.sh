@@ -37,7 +37,9 @@ done
 
 work=${PIPECTL_BENCH_DIR:-$repo/.pipectl/bench}/scale
 state=$work/state
-results=$work/results/$(date -u +%Y%m%dT%H%M%SZ)$($smoke && echo -smoke)
+suffix=
+$smoke && suffix=-smoke
+results=$work/results/$(date -u +%Y%m%dT%H%M%SZ)$suffix
 mkdir -p "$results" "$work/data"
 log() { echo "bench/scale: $*" >&2; }
 
@@ -76,7 +78,9 @@ for line in open(sys.argv[1]):
         print(e["outputs"]["model_uri"], os.path.dirname(e["outputs"]["predictions_path"]))' \
 		"$results/run-$i.events.jsonl")
 	log "run $i/$runs: bare predict loop on $model"
-	"$py" "$here/bare_predict.py" --state-dir "$state" --model "$model" \
+	# Under the same memory sampler as the run, so that both sides carry its cost.
+	"$py" "$here/memwatch.py" --out "$results/run-$i.baseline.mem.json" -- \
+		"$py" "$here/bare_predict.py" --state-dir "$state" --model "$model" \
 		--rows "$data_root/imdb_scale/$version/holdout.parquet" --out "$results/run-$i.baseline.json"
 	# Keep the last run's data and predictions for inspection; the others only cost disk.
 	if [ -n "$prev_version" ]; then
