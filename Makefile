@@ -46,6 +46,9 @@ python: $(DEV_PYTHON)
 py-test: $(DEV_PYTHON)
 	py=$$(cat $(DEV_PYTHON)); \
 	cd notebooks && "$$py" -m ruff check . && "$$py" -m ruff format --check . && "$$py" -m pytest -q
+	py=$$(cat $(DEV_PYTHON)); files=$$(find bench data internal plugins -name '*.py'); \
+	"$$py" -m ruff check --config notebooks/pyproject.toml $$files && \
+	"$$py" -m ruff format --check --config notebooks/pyproject.toml $$files
 	"$$(cat $(DEV_PYTHON))" data/sample/generate.py --check
 
 go-test: $(DEV_PYTHON)

@@ -102,17 +102,7 @@ func (p *localProject) cmd(args ...string) *exec.Cmd {
 
 func (p *localProject) run(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := p.cmd(args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
+	return runCmd(t, p.cmd(args...))
 }
 
 func (p *localProject) records() *record.Store {
@@ -178,13 +168,17 @@ func (w *watched) finish() int {
 }
 
 // notebooks returns the live runner processes below pipectl that run
-// notebook nb: `python -m pipectl_runner NOTEBOOK ...`, not their guards.
+// notebook nb, not their guards or leaders: `python -m pipectl_runner
+// NOTEBOOK ...`, or a fork of the stage worker, which names itself after
+// its notebook (stage_worker.py, name_process).
 func (w *watched) notebooks(nb string) []int {
 	var out []int
 	for _, pid := range descendants(w.cmd.Process.Pid) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 3 && args[1] == "-m" && args[2] == "pipectl_runner" && strings.HasSuffix(args[3], nb) {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if len(args) > 3 && args[1] == "-m" && args[2] == "pipectl_runner" && strings.HasSuffix(args[3], nb) ||
+			strings.TrimSpace(string(comm)) == nb[:min(len(nb), 15)] {
 			out = append(out, pid)
 		}
 	}

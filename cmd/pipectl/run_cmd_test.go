@@ -65,7 +65,12 @@ type result struct {
 
 func runPipectl(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := pipectl(dir, args...)
+	return runCmd(t, pipectl(dir, args...))
+}
+
+// runCmd runs cmd to its end and returns its exit code and output.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -26,33 +26,135 @@ OUT = Path(__file__).resolve().parent / "financial_news.csv"
 COUNTS = {"neutral": 215, "positive": 125, "negative": 60}  # about the real-world balance
 
 COMPANIES = [
-    "Nordvik Paper", "Kestrel Systems", "Halvard Marine", "Aurora Retail Group", "Lumio Telecom",
-    "Brightwater Foods", "Solstra Energy", "Veltro Logistics", "Tamsin Bank", "Orrin Pharmaceuticals",
-    "Kaskela Steel", "Merrow Media", "Pellion Software", "Rautio Construction", "Silvana Mining",
-    "Faro Chemicals", "Ilmari Engineering", "Corvel Insurance", "Lindqvist Machinery", "Otava Forest",
+    "Nordvik Paper",
+    "Kestrel Systems",
+    "Halvard Marine",
+    "Aurora Retail Group",
+    "Lumio Telecom",
+    "Brightwater Foods",
+    "Solstra Energy",
+    "Veltro Logistics",
+    "Tamsin Bank",
+    "Orrin Pharmaceuticals",
+    "Kaskela Steel",
+    "Merrow Media",
+    "Pellion Software",
+    "Rautio Construction",
+    "Silvana Mining",
+    "Faro Chemicals",
+    "Ilmari Engineering",
+    "Corvel Insurance",
+    "Lindqvist Machinery",
+    "Otava Forest",
 ]
-TICKERS = ["NVKP", "KSTR", "HALV", "AURG", "LUMI", "BRWF", "SOLS", "VELT", "TMSN", "ORRN", "KASK",
-           "MERW", "PELL", "RAUT", "SILV"]
-CITIES = ["Helsinki", "Tampere", "Oslo", "Stockholm", "Gdansk", "Tallinn", "Riga", "Hamburg", "Oulu",
-          "Gothenburg", "Vilnius", "Turku"]
+TICKERS = [
+    "NVKP",
+    "KSTR",
+    "HALV",
+    "AURG",
+    "LUMI",
+    "BRWF",
+    "SOLS",
+    "VELT",
+    "TMSN",
+    "ORRN",
+    "KASK",
+    "MERW",
+    "PELL",
+    "RAUT",
+    "SILV",
+]
+CITIES = [
+    "Helsinki",
+    "Tampere",
+    "Oslo",
+    "Stockholm",
+    "Gdansk",
+    "Tallinn",
+    "Riga",
+    "Hamburg",
+    "Oulu",
+    "Gothenburg",
+    "Vilnius",
+    "Turku",
+]
 COUNTRIES = ["Finnish", "Swedish", "Norwegian", "Latvian", "Danish", "Polish"]
-PRODUCTS = ["packaging board", "network equipment", "ship engines", "consumer electronics",
-            "frozen foods", "wind turbines", "freight services", "mobile subscriptions",
-            "generic medicines", "steel tubes", "printing paper", "enterprise software",
-            "building materials", "copper concentrate", "industrial coatings"]
-METRICS = ["net sales", "operating profit", "revenue", "order intake", "net profit", "EBITDA",
-           "comparable sales", "pre-tax profit"]
-PERIODS = ["the first quarter of 2009", "the second quarter", "the third quarter of 2010",
-           "January-June 2008", "January-September 2009", "the full year 2010", "fiscal 2009",
-           "the fourth quarter", "the review period", "the first half of the year"]
-PEOPLE = ["Anna Lehtinen", "Mikael Berg", "Johanna Salo", "Erik Dahl", "Petra Nowak", "Lauri Koski",
-          "Sofia Lund", "Tomas Varga", "Helena Aho", "Markus Holm"]
+PRODUCTS = [
+    "packaging board",
+    "network equipment",
+    "ship engines",
+    "consumer electronics",
+    "frozen foods",
+    "wind turbines",
+    "freight services",
+    "mobile subscriptions",
+    "generic medicines",
+    "steel tubes",
+    "printing paper",
+    "enterprise software",
+    "building materials",
+    "copper concentrate",
+    "industrial coatings",
+]
+METRICS = [
+    "net sales",
+    "operating profit",
+    "revenue",
+    "order intake",
+    "net profit",
+    "EBITDA",
+    "comparable sales",
+    "pre-tax profit",
+]
+PERIODS = [
+    "the first quarter of 2009",
+    "the second quarter",
+    "the third quarter of 2010",
+    "January-June 2008",
+    "January-September 2009",
+    "the full year 2010",
+    "fiscal 2009",
+    "the fourth quarter",
+    "the review period",
+    "the first half of the year",
+]
+PEOPLE = [
+    "Anna Lehtinen",
+    "Mikael Berg",
+    "Johanna Salo",
+    "Erik Dahl",
+    "Petra Nowak",
+    "Lauri Koski",
+    "Sofia Lund",
+    "Tomas Varga",
+    "Helena Aho",
+    "Markus Holm",
+]
 EXCHANGES = ["Helsinki stock exchange", "Nasdaq Stockholm", "Oslo Bors", "Warsaw Stock Exchange"]
-CLIENTS = ["a German utility", "the Finnish Defence Forces", "a Swedish retailer",
-           "a US telecom operator", "the city of Tampere", "a Chinese paper mill",
-           "a Norwegian shipyard", "a Dutch logistics group"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
+CLIENTS = [
+    "a German utility",
+    "the Finnish Defence Forces",
+    "a Swedish retailer",
+    "a US telecom operator",
+    "the city of Tampere",
+    "a Chinese paper mill",
+    "a Norwegian shipyard",
+    "a Dutch logistics group",
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 TEMPLATES: dict[str, list[str]] = {
     "positive": [

@@ -267,6 +267,14 @@ def lead(conn, req, fds):
     return code
 
 
+def name_process(argv):
+    """Show the notebook's file name as this process's name (`ps -o comm`, `top`): its command
+    line is the worker's, which says nothing about the stage."""
+    if len(argv) > 2:
+        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+            f.write(os.path.basename(argv[2])[:15])
+
+
 def run_stage(argv):
     """`python ARGV` for ARGV = -m pipectl_runner ..., in this (forked) interpreter."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -280,6 +288,7 @@ def run_stage(argv):
             raise ValueError(f"the worker runs `-m MODULE ...` only, not {argv[:2]}")
         import runpy
 
+        name_process(argv)
         # As `python -m`: the working directory first on sys.path, argv[0] set by runpy.
         sys.path[0] = os.getcwd()
         sys.argv = ["-m", *argv[2:]]
