@@ -17,20 +17,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 
 TRAIN = "train"
 
 
 class SplitError(ValueError):
     """The data cannot be split as asked (e.g. a class too small to stratify)."""
-
-
-@dataclass(frozen=True)
-class _Group:
-    key: str
-    stratum: Hashable
-    size: int
 
 
 def _label(stratum: Hashable) -> str:
@@ -59,8 +51,12 @@ def split_groups(
 
     `strata[i]` and `groups[i]` describe row i. `fractions` maps split names (not `train`) to their
     share of all rows, e.g. {"test": 0.2, "holdout": 0.1}.
+
+    Groups are handled as integer codes (numpy), so a million rows take seconds; only the deal
+    itself is a loop over groups.
     """
     import numpy as np
+    import pandas as pd
 
     if len(strata) != len(groups):
         raise ValueError("strata and groups must have the same length")
@@ -76,63 +72,74 @@ def split_groups(
     if n == 0:
         raise SplitError("no rows to split")
 
-    # One entry per group; its stratum is the first row's.
-    first: dict[str, _Group] = {}
-    for stratum, key in zip(strata, groups, strict=True):
-        g = first.get(key)
-        first[key] = _Group(key, stratum, 1) if g is None else _Group(key, g.stratum, g.size + 1)
-
-    by_stratum: dict[Hashable, list[_Group]] = {}
-    for g in first.values():
-        by_stratum.setdefault(g.stratum, []).append(g)
-    order = sorted(by_stratum, key=lambda s: (_label(s), repr(s)))
+    # One entry per group (codes in order of first appearance); its stratum is the first row's.
+    group_of_row, keys = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=False)
+    keys = keys.tolist()
+    first_row = np.unique(group_of_row, return_index=True)[1]
+    sizes = np.bincount(group_of_row).tolist()
+    stratum_index: dict[Hashable, int] = {}
+    stratum_of_row = np.fromiter(
+        (stratum_index.setdefault(s, len(stratum_index)) for s in strata), dtype=np.int64, count=n
+    )
+    stratum_of_group = stratum_of_row[first_row]
+    all_strata = list(stratum_index)
+    # Only strata that are some group's first-row stratum count, in order of first appearance.
+    by_stratum = np.argsort(stratum_of_group, kind="stable")  # groups, stratum by stratum
+    ends = np.cumsum(np.bincount(stratum_of_group, minlength=len(all_strata)))
+    starts = ends - np.bincount(stratum_of_group, minlength=len(all_strata))
+    members = {
+        all_strata[si]: by_stratum[starts[si] : ends[si]].tolist() for si in pd.unique(stratum_of_group)
+    }
+    order = sorted(members, key=lambda s: (_label(s), repr(s)))
     names = list(fractions)
     needed = len(names) + 1
     for s in order:
-        gs = by_stratum[s]
+        gs = members[s]
         if len(gs) < needed:
-            rows = sum(g.size for g in gs)
+            rows = sum(sizes[g] for g in gs)
             raise SplitError(
                 f"class {_label(s)!r} has {rows} row(s) in {len(gs)} distinct text(s): too few to "
                 f"stratify into {needed} splits (train, {', '.join(names)}); each needs at least "
                 f"one. Add data, drop the class, or set stratify to null"
             )
 
-    rows_per_stratum = [sum(g.size for g in by_stratum[s]) for s in order]
+    rows_per_stratum = [sum(sizes[g] for g in members[s]) for s in order]
     targets: dict[str, list[int]] = {}
     for name in names:
         shares = apportion(round(fractions[name] * n), rows_per_stratum, fractions[name])
         targets[name] = [max(1, t) for t in shares]
 
     rng = np.random.default_rng(seed)
-    assigned: dict[str, str] = {}
+    dest_of_group = [0] * len(keys)  # 0: train, i + 1: names[i]
+    dests = [TRAIN, *names]
     for si, s in enumerate(order):
-        gs = sorted(by_stratum[s], key=lambda g: g.key)
-        counts = dict.fromkeys(names, 0)
-        dealt = [gs[int(i)] for i in rng.permutation(len(gs))]
+        gs = sorted(members[s], key=keys.__getitem__)
+        counts = [0] * len(names)
+        wanted = [targets[name][si] for name in names]
+        dealt = [gs[i] for i in rng.permutation(len(gs)).tolist()]
         for g in dealt:
-            dest = TRAIN
-            for name in names:
-                target, count = targets[name][si], counts[name]
-                if count < target and (count + g.size - target) <= (target - count):
-                    dest = name
+            size = sizes[g]
+            dest = 0
+            for j, target in enumerate(wanted):
+                count = counts[j]
+                if count < target and (count + size - target) <= (target - count):
+                    dest = j + 1
+                    counts[j] += size
                     break
-            if dest != TRAIN:
-                counts[dest] += g.size
-            assigned[g.key] = dest
+            dest_of_group[g] = dest
         # Groups much bigger than a split's target are never taken above; every split still needs
         # one group of every stratum, so give an empty split the smallest group train holds.
-        for name in names:
-            if counts[name] == 0:
-                in_train = [g for g in dealt if assigned[g.key] == TRAIN]
+        for j in range(len(names)):
+            if counts[j] == 0:
+                in_train = [g for g in dealt if dest_of_group[g] == 0]
                 if len(in_train) > 1:
-                    smallest = min(in_train, key=lambda g: g.size)
-                    assigned[smallest.key] = name
-                    counts[name] += smallest.size
-        if TRAIN not in {assigned[g.key] for g in gs} or 0 in counts.values():
+                    smallest = min(in_train, key=sizes.__getitem__)
+                    dest_of_group[smallest] = j + 1
+                    counts[j] += sizes[smallest]
+        if 0 not in {dest_of_group[g] for g in gs} or 0 in counts:
             raise SplitError(
                 f"class {_label(s)!r} has {rows_per_stratum[si]} row(s) in {len(gs)} distinct "
                 f"text(s): too few for {', '.join(f'{k}={v:g}' for k, v in fractions.items())}; "
                 "train or another split would get none"
             )
-    return [assigned[key] for key in groups]
+    return np.asarray(dests, dtype=object)[np.asarray(dest_of_group)[group_of_row]].tolist()

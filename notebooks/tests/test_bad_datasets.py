@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sentiment.csvio import MAX_FIELD_CHARS, DataError, read_csv
@@ -236,3 +236,52 @@ def test_reading_arbitrary_bytes_gives_a_frame_or_a_data_error(content):
 
 def test_field_limit_is_above_any_sentence():
     assert MAX_FIELD_CHARS >= 1 << 20
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.lists(field_text, min_size=1, max_size=3), min_size=1, max_size=6).map(
+            lambda rs: csv_bytes(rs, lineterminator="\r\n")
+        ),
+    )
+)
+@example(b" \r\n ")  # whitespace only: "the file is empty"
+@example(b"\xef\xbb\xbfSentence,Sentiment\r\n")
+@example(b"Sentence,Sentiment\n\xe9t\xe9,pos\n")  # latin-1 bytes
+def test_the_utf8_fast_path_answers_only_as_the_general_path_would(content):
+    """UTF-8 bytes go straight to pyarrow (csvio._read_utf8_fast); what it returns must be what
+    decoding and parsing give, and it must leave every file the general path refuses to it."""
+    from sentiment import csvio
+
+    try:
+        fast = csvio._read_utf8_fast(content, "utf-8", Path("f.csv"))
+    except DataError:
+        fast = "refused"  # a binary file: the general path refuses it the same way
+    try:
+        text = csvio.decode(content, "utf-8", Path("f.csv"))
+        if not text.strip():
+            raise DataError("empty")
+        header = csvio._header(text, Path("f.csv"))
+        general = csvio._parse(text.encode("utf-8"))
+        assert len(header) == len(general.columns)
+    except (DataError, ValueError):
+        general = None
+    if fast is None:
+        return
+    if isinstance(fast, str):
+        with pytest.raises(DataError):
+            read_csv(content, "utf-8", Path("f.csv"))
+        return
+    assert general is not None, "the fast path took a file the general path refuses"
+    pd.testing.assert_frame_equal(fast, general)
+
+
+def test_the_fast_path_leaves_renamed_duplicates_to_the_general_path():
+    from sentiment import csvio
+
+    content = csv_bytes([["Sentence", "Sentence", "Sentiment"], *[[t, t, lbl] for t, lbl in rows(3)]])
+    assert csvio._read_utf8_fast(content, "utf-8", Path("d.csv")) is None
+    with pytest.raises(DataError, match="appears twice"):
+        read_csv(content, "utf-8", Path("d.csv"))

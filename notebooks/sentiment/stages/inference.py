@@ -196,6 +196,8 @@ def _write_predictions(
 ) -> None:
     """Score `df` in batches into `out_dir/predictions.parquet` (and .csv), written under temporary
     names and renamed, so a reader sees the whole file or none. Appends to `predictions`."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -207,16 +209,29 @@ def _write_predictions(
     has_labels = "label" in df.columns
     tmp = temp_path_beside(target)
     tmp_csv = temp_path_beside(out_dir / "predictions.csv") if p.write_csv else None
+
+    def write(table: Any, first: bool) -> None:
+        writer.write_table(table)
+        if tmp_csv is not None:
+            table.to_pandas().to_csv(tmp_csv, mode="a", header=first, index=False)
+
     try:
-        with pq.ParquetWriter(tmp, schema) as writer:
+        # Each batch is written by a thread while the next one is scored (pyarrow releases the
+        # GIL while it encodes and writes), one batch at a time, in order.
+        with pq.ParquetWriter(tmp, schema) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
             for start in range(0, len(df), p.batch_size):
                 batch = df.iloc[start : start + p.batch_size]
                 labels, proba, _ = M.predict(model, batch["text"].tolist())
                 predictions.extend(labels)
                 n = len(batch)
-                columns: dict[str, Any] = {"id": batch["id"].tolist(), "text": batch["text"].tolist()}
+                columns: dict[str, Any] = {
+                    # Straight from the frame's (Arrow-backed) columns, not through Python lists.
+                    "id": pa.array(batch["id"], type=pa.string()),
+                    "text": pa.array(batch["text"], type=pa.string()),
+                }
                 if has_labels:
-                    columns["label"] = batch["label"].tolist()
+                    columns["label"] = pa.array(batch["label"], type=pa.string())
                 columns["prediction"] = labels
                 for j, c in enumerate(classes):
                     columns[f"proba_{c}"] = np.asarray(proba[:, j], dtype="float64")
@@ -224,10 +239,12 @@ def _write_predictions(
                 columns["model_version"] = [ref.version] * n
                 columns["data_version"] = [data_version] * n
                 table = pa.table(columns, schema=schema)
-                writer.write_table(table)
-                if tmp_csv is not None:
-                    table.to_pandas().to_csv(tmp_csv, mode="a", header=start == 0, index=False)
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(write, table, start == 0)
                 print(f"  {start + n}/{len(df)} rows")
+            if pending is not None:
+                pending.result()
         if tmp_csv is not None:
             os.replace(tmp_csv, out_dir / "predictions.csv")
         os.replace(tmp, target)
