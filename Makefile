@@ -69,9 +69,9 @@ proto:
 	$(GO) generate ./engine/plugin
 
 # Benchmarks (docs/BENCHMARKS.md): medians of several runs, each a ratio
-# against a baseline run in the same invocation. `make bench` takes about an
-# hour on 2 cores; `make bench-smoke` runs every benchmark once at reduced
-# sizes (a few minutes), so the suite never rots. Neither is part of `make
+# against a baseline run in the same invocation. `make bench` takes about half
+# an hour on 2 cores; `make bench-smoke` runs every benchmark once at reduced
+# sizes (1.5 minutes once the venvs exist), so the suite never rots. Neither is part of `make
 # test`: benchmarks are not tests. B5 (the million-row run) lives in
 # bench/scale/.
 BENCH_ARGS ?=
