@@ -60,14 +60,7 @@ func TestLocalThroughSelfExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := os.Getenv("PIPECTL_TEST_STATE")
-	if state == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		state = filepath.Join(cache, "pipectl", "test-state")
-	}
+	state := sharedTestState(t)
 	before := len(children(t))
 	app := testApp(t, repo)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

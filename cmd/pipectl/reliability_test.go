@@ -516,15 +516,7 @@ func TestLocalRunSurvivesKill9(t *testing.T) {
 
 func (p *localProject) show(t *testing.T, id string) *record.Run {
 	t.Helper()
-	r := p.run(t, "runs", "show", id, "--json")
-	if r.code != 0 {
-		t.Fatalf("runs show: %d %s", r.code, r.stderr)
-	}
-	var rec record.Run
-	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil {
-		t.Fatal(err)
-	}
-	return &rec
+	return decodeRun(t, p.run(t, "runs", "show", id, "--json"))
 }
 
 // checkInterrupted: the run and stages show as interrupted after pipectl

@@ -122,7 +122,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func showRun(t *testing.T, dir, id string) *record.Run {
 	t.Helper()
-	r := runPipectl(t, dir, "runs", "show", id, "--json")
+	return decodeRun(t, runPipectl(t, dir, "runs", "show", id, "--json"))
+}
+
+// decodeRun reads the record `pipectl runs show --json` printed.
+func decodeRun(t *testing.T, r result) *record.Run {
+	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("runs show: %d %s", r.code, r.stderr)
 	}

@@ -102,16 +102,8 @@ print(c.get_model_version_by_alias(sys.argv[2], "champion").version)`
 // the name the local executor looks for. It returns the venv's python.
 func sharedVenv(t *testing.T, project, state string) string {
 	t.Helper()
-	shared := os.Getenv("PIPECTL_TEST_STATE")
-	if shared == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatalf("no cache directory for the shared test venv (set PIPECTL_TEST_STATE): %v", err)
-		}
-		shared = filepath.Join(cache, "pipectl", "test-state")
-	}
 	env, err := local.EnsureVenv(context.Background(), local.VenvOptions{
-		ProjectRoot: project, StateDir: shared, Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(),
+		ProjectRoot: project, StateDir: sharedTestState(t), Python: os.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(),
 	})
 	if err != nil {
 		t.Fatalf("test venv: %v", err)
@@ -158,4 +150,19 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// sharedTestState is the state directory whose venv and MLflow store the
+// tests share with plugins/local's: $PIPECTL_TEST_STATE, or
+// <user cache>/pipectl/test-state, kept between test runs.
+func sharedTestState(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("PIPECTL_TEST_STATE"); d != "" {
+		return d
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatalf("no cache directory for the shared test venv (set PIPECTL_TEST_STATE): %v", err)
+	}
+	return filepath.Join(cache, "pipectl", "test-state")
 }

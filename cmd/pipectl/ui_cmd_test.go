@@ -26,14 +26,7 @@ func TestUIServesAndStopsOnCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := os.Getenv("PIPECTL_TEST_STATE")
-	if state == "" {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		state = filepath.Join(cache, "pipectl", "test-state")
-	}
+	state := sharedTestState(t)
 	root := t.TempDir()
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
