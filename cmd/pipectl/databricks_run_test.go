@@ -16,8 +16,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/files"
 
 	"github.com/pipectl/pipectl/engine/record"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
 )
 
 // mlPython returns a Python with the notebooks' requirements, skipping the

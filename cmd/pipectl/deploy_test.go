@@ -17,8 +17,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
 )
 
 // emulatorToken is the token of the scripts' emulators; the scripts check

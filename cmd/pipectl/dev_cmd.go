@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/local"
 )
 

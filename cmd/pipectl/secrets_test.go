@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
 // secretsSpec runs data, a training and inference on a Databricks target

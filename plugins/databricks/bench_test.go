@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
 // BenchmarkStagePolling runs a stage whose notebook sleeps for a while and

@@ -13,9 +13,9 @@ import (
 
 	"github.com/pipectl/pipectl/engine/plan"
 	"github.com/pipectl/pipectl/engine/spec"
+	"github.com/pipectl/pipectl/internal/databricks/dbtest"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
-	"github.com/pipectl/pipectl/plugins/databricks/internal/dbtest"
 )
 
 // demoSpec is a two-stage pipeline of the test notebooks: second reads

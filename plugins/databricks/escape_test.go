@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
 // A cached stage's reported paths are only ever checked inside the target's

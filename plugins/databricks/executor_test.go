@@ -15,9 +15,9 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
 	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/internal/databricks/dbtest"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
-	"github.com/pipectl/pipectl/plugins/databricks/internal/dbtest"
 )
 
 const testConfig = `{"workspace_root": "/Workspace/Shared/pipectl/test", "source": {"kind": "workspace"},

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/pipectl/pipectl/engine/executor"
+	"github.com/pipectl/pipectl/internal/databricks/dbtest"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/internal/dbtest"
 )
 
 // TestLiveWorkspace runs the test notebooks on a real Databricks workspace.

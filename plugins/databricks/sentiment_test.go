@@ -19,9 +19,9 @@ import (
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/plan"
 	"github.com/pipectl/pipectl/engine/spec"
+	"github.com/pipectl/pipectl/internal/databricks/dbtest"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 	"github.com/pipectl/pipectl/plugins/databricks"
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
-	"github.com/pipectl/pipectl/plugins/databricks/internal/dbtest"
 )
 
 // sentimentProject assembles a project from the repository's specs and the

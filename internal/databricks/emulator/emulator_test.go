@@ -22,8 +22,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
-	"github.com/pipectl/pipectl/plugins/databricks/internal/dbtest"
+	"github.com/pipectl/pipectl/internal/databricks/dbtest"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
 // noEnv keeps the process environment out of test clients.

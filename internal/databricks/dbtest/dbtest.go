@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/pipectl/pipectl/plugins/databricks/emulator"
+	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
 // Token is the bearer token of test emulators. It looks like a real PAT so
