@@ -115,7 +115,9 @@ var (
 
 type fataler interface{ Fatalf(string, ...any) }
 
-// shellExecutor builds examples/executor-shell once per test binary.
+// shellExecutor builds examples/executor-shell once per test binary, the
+// way docs/PLUGINS.md tells a third party to: in its own module, against
+// this checkout through its go.mod's replace directive.
 func shellExecutor(t fataler) string {
 	shellOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pipectl-shell-executor-")
@@ -124,15 +126,37 @@ func shellExecutor(t fataler) string {
 			return
 		}
 		shellPath = filepath.Join(dir, plugin.BinaryPrefix+"shell")
-		out, err := exec.Command("go", "build", "-o", shellPath, "../../examples/executor-shell").CombinedOutput()
-		if err != nil {
-			shellErr = fmt.Errorf("go build examples/executor-shell: %v\n%s", err, out)
-		}
+		shellErr = buildOwnModule(filepath.Join("..", "..", "examples", "executor-shell"), shellPath, dir)
 	})
 	if shellErr != nil {
 		t.Fatalf("%v", shellErr)
 	}
 	return shellPath
+}
+
+// buildOwnModule builds the main package of the module in src (which must
+// have its own go.mod) into out. It builds with -mod=mod, so that the
+// example keeps building when pipectl's requirements move, against a copy
+// of the module's go.mod and go.sum in tmp, so that the checkout is never
+// modified. GOPROXY is the environment's: offline, the module cache must
+// hold what pipectl itself requires.
+func buildOwnModule(src, out, tmp string) error {
+	for _, name := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return fmt.Errorf("%s is not a module of its own: %v", src, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	cmd := exec.Command("go", "build", "-modfile", filepath.Join(tmp, "go.mod"), "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod "+os.Getenv("GOFLAGS"), "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build in %s (its own module): %v\n%s", src, err, b)
+	}
+	return nil
 }
 
 func copyExecutable(src, dst string) error {

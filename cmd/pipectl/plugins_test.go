@@ -161,6 +161,39 @@ func TestBuiltinsRunThroughSelfExec(t *testing.T) {
 	}
 }
 
+// TestExampleExecutorIsItsOwnModule checks that examples/executor-shell
+// builds as docs/PLUGINS.md tells a third party to build an executor: in a
+// module of its own that requires github.com/pipectl/pipectl and replaces
+// it with this checkout (the module path is not published). The tests
+// that install the example (TestShellExampleThroughTheRegistry,
+// executors.txtar, plugin_specs.txtar) use that build.
+func TestExampleExecutorIsItsOwnModule(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "executor-shell")
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Path}} {{.Dir}}", "all")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod "+os.Getenv("GOFLAGS"), "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -m all in %s: %v\n%s", dir, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "example.com/pipectl-executor-shell " + abs; lines[0] != want {
+		t.Errorf("main module = %q, want %q", lines[0], want)
+	}
+	root := filepath.Dir(filepath.Dir(abs))
+	if !slices.Contains(lines, "github.com/pipectl/pipectl "+root) {
+		t.Errorf("github.com/pipectl/pipectl is not replaced by the checkout %s:\n%s", root, out)
+	}
+	exe := shellExecutor(t)
+	if _, err := os.Stat(exe); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestShellExampleThroughTheRegistry builds examples/executor-shell into
 // a project's .pipectl/plugins, lets the registry discover it and runs
 // stages through it.

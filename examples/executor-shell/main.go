@@ -8,8 +8,9 @@
 //	}
 //
 // Parameters arrive as PIPECTL_PARAM_<NAME>; a line "key=value" appended to
-// the file $PIPECTL_OUTPUTS becomes an output of the stage. Install it with
-// go build -o .pipectl/plugins/pipectl-executor-shell ./examples/executor-shell
+// the file $PIPECTL_OUTPUTS becomes an output of the stage. It is a module
+// of its own, built against this checkout (docs/PLUGINS.md); install it with
+// cd examples/executor-shell && go build -o ../../.pipectl/plugins/pipectl-executor-shell .
 package main
 
 import (
