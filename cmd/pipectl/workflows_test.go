@@ -10,6 +10,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -102,12 +103,12 @@ func loadCI(t *testing.T) *ciSetup {
 	return c
 }
 
-func pipelineTargets(proj *spec.Project) workflows.Options {
-	opts := workflows.Options{Pipelines: map[string][]string{}}
+func pipelineTargets(proj *spec.Project) map[string][]string {
+	targets := map[string][]string{}
 	for name, p := range proj.Pipelines {
-		opts.Pipelines[name] = p.TargetNames()
+		targets[name] = p.TargetNames()
 	}
-	return opts
+	return targets
 }
 
 // relPath shortens absolute paths under root in a message.
@@ -436,11 +437,11 @@ func scheduledRuns(f *workflows.File, invs []workflows.Invocation) []string {
 func cronsRunning(files []*workflows.File, invs []workflows.Invocation) map[string][]string {
 	out := map[string][]string{}
 	for _, f := range files {
-		if len(f.Crons) == 0 {
+		if len(f.Crons()) == 0 {
 			continue
 		}
 		for _, p := range scheduledRuns(f, invs) {
-			out[p] = append(out[p], fmt.Sprintf("%s:%d", f.Path, f.Crons[0].Line))
+			out[p] = append(out[p], fmt.Sprintf("%s:%d", f.Path, f.Crons()[0].Pos.Line))
 		}
 	}
 	return out
@@ -476,13 +477,13 @@ func productionTargets(p *spec.Pipeline) []string {
 func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
 	var problems []string
 	for _, f := range files {
-		if len(f.Crons) == 0 {
+		if len(f.Crons()) == 0 {
 			continue
 		}
 		runs := scheduledRuns(f, invs)
 		if len(runs) != 1 {
 			problems = append(problems, fmt.Sprintf("%s:%d: on.schedule must start exactly one pipeline with pipectl run, its scheduled runs start %d: %v",
-				f.Path, f.Crons[0].Line, len(runs), runs))
+				f.Path, f.Crons()[0].Pos.Line, len(runs), runs))
 			continue
 		}
 		name := runs[0]
@@ -492,7 +493,7 @@ func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workfl
 		}
 		if p.Schedule == "" {
 			problems = append(problems, fmt.Sprintf("%s:%d: on.schedule runs %s, which has no schedule in its spec: add the schedule to the spec, or remove the cron",
-				f.Path, f.Crons[0].Line, name))
+				f.Path, f.Crons()[0].Pos.Line, name))
 			continue
 		}
 		want, err := schedule.Parse(p.Schedule)
@@ -500,14 +501,14 @@ func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workfl
 			problems = append(problems, fmt.Sprintf("pipeline %s: %v", name, err))
 			continue
 		}
-		if len(f.Crons) != 1 {
-			problems = append(problems, fmt.Sprintf("%s:%d: %d crons for %s; the spec has one schedule (%q)", f.Path, f.Crons[0].Line, len(f.Crons), name, want.GitHub()))
+		if len(f.Crons()) != 1 {
+			problems = append(problems, fmt.Sprintf("%s:%d: %d crons for %s; the spec has one schedule (%q)", f.Path, f.Crons()[0].Pos.Line, len(f.Crons()), name, want.GitHub()))
 		}
-		for _, cr := range f.Crons {
-			got, err := schedule.Parse(cr.Expr)
+		for _, cr := range f.Crons() {
+			got, err := schedule.Parse(cr.Value)
 			if err != nil || got.GitHub() != want.GitHub() {
 				problems = append(problems, fmt.Sprintf("%s:%d: cron %q differs from the spec's schedule of %s: set it to %q (`pipectl schedule %s`); the spec is the source of truth",
-					f.Path, cr.Line, cr.Expr, name, want.GitHub(), name))
+					f.Path, cr.Pos.Line, cr.Value, name, want.GitHub(), name))
 			}
 		}
 	}
@@ -672,35 +673,40 @@ func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflo
 		problems = append(problems, fmt.Sprintf("%s:%d: %s", path, line, fmt.Sprintf(format, args...)))
 	}
 	for _, f := range files {
-		if f.HasEvent("pull_request_target") {
+		if slices.Contains(f.Events(), "pull_request_target") {
 			add(f.Path, 1, "pull_request_target runs untrusted pull requests with the repository's secrets: use pull_request")
 		}
-		if !f.Action && (!f.Permissions.Set || f.Permissions.All != "" || len(f.Permissions.Scopes) > 0) {
-			add(f.Path, max(f.Permissions.Line, 1), "the workflow must set permissions: {} and grant each job only what it needs")
+		if p := f.Workflow.Permissions; !f.Action && (p == nil || p.All != nil || len(p.Scopes) > 0) {
+			add(f.Path, cmp.Or(p, &actionlint.Permissions{Pos: &actionlint.Pos{Line: 1}}).Pos.Line, "the workflow must set permissions: {} and grant each job only what it needs")
 		}
-		for _, job := range f.Jobs {
-			if !f.Action && !job.Permissions.Set {
-				add(f.Path, job.Line, "job %s has no permissions: block", job.ID)
-			}
-			if job.Permissions.All != "" {
-				add(f.Path, job.Permissions.Line, "job %s: permissions: %s; list the scopes it needs", job.ID, job.Permissions.All)
-			}
-			for scope, level := range job.Permissions.Scopes {
-				if level == "write" && scope != "id-token" {
-					add(f.Path, job.Permissions.Line, "job %s: %s: write; these workflows only read the repository", job.ID, scope)
+		for _, job := range f.Jobs() {
+			id, perm := job.ID.Value, job.Permissions
+			if perm == nil {
+				if !f.Action {
+					add(f.Path, job.Pos.Line, "job %s has no permissions: block", id)
 				}
+				perm = &actionlint.Permissions{}
 			}
-			if job.Permissions.Scopes["id-token"] == "write" && job.Environment == "" {
-				add(f.Path, job.Line, "job %s requests an OIDC token without an environment: the federation policy's subject is repo:<org>/<repo>:environment:<env>", job.ID)
+			if perm.All != nil {
+				add(f.Path, perm.Pos.Line, "job %s: permissions: %s; list the scopes it needs", id, perm.All.Value)
+			}
+			for _, sc := range perm.Scopes {
+				if sc.Value.Value == "write" && sc.Name.Value != "id-token" {
+					add(f.Path, sc.Name.Pos.Line, "job %s: %s: write; these workflows only read the repository", id, sc.Name.Value)
+				}
+				if sc.Value.Value == "write" && sc.Name.Value == "id-token" && job.Environment == nil {
+					add(f.Path, job.Pos.Line, "job %s requests an OIDC token without an environment: the federation policy's subject is repo:<org>/<repo>:environment:<env>", id)
+				}
 			}
 			for _, st := range job.Steps {
-				if st.Uses == "" || strings.HasPrefix(st.Uses, "./") {
+				a, ok := st.Exec.(*actionlint.ExecAction)
+				if !ok || strings.HasPrefix(a.Uses.Value, "./") {
 					continue
 				}
-				if !pinnedUses.MatchString(st.Uses) {
-					add(f.Path, st.UsesLine, "%s is not pinned to a full commit SHA", st.Uses)
-				} else if !tagComment.MatchString(st.UsesComment) {
-					add(f.Path, st.UsesLine, "%s: put the release tag in a trailing comment (# vX.Y.Z), got %q", st.Uses, st.UsesComment)
+				if !pinnedUses.MatchString(a.Uses.Value) {
+					add(f.Path, a.Uses.Pos.Line, "%s is not pinned to a full commit SHA", a.Uses.Value)
+				} else if c := f.Comment(a.Uses); !tagComment.MatchString(c) {
+					add(f.Path, a.Uses.Pos.Line, "%s: put the release tag in a trailing comment (# vX.Y.Z), got %q", a.Uses.Value, c)
 				}
 			}
 		}

@@ -1,19 +1,13 @@
-// Package workflows reads GitHub Actions workflow files and composite
-// action metadata far enough to check how they call pipectl.
+// Package workflows finds how GitHub Actions workflows and composite
+// actions call pipectl. actionlint parses the files and their ${{ }}
+// expressions, which are evaluated here; mvdan.cc/sh parses run: scripts.
 //
-// [Load] parses one file into a [File]: triggers, cron schedules, dispatch
-// inputs, env, jobs with their environment, concurrency, permissions,
-// matrix and steps, each with its line. [File.Invocations] finds every
-// pipectl command line in the run: scripts and expands it for each way the
+// [File.Invocations] expands every pipectl command line for each way a
 // workflow can run: every trigger, every choice of every workflow_dispatch
 // input, every matrix combination, and both outcomes of every condition
-// the file cannot decide (startsWith(github.ref, ...)). ${{ }} expressions
-// are evaluated with actionlint's parser; shell variables resolve through
-// the env: of the step, job and workflow.
-//
-// A run script whose pipectl arguments come from data at run time (a loop
-// over `pipectl pipelines --json`) declares what its variables range over
-// with a comment the expansion reads:
+// the file cannot decide (startsWith(github.ref, ...)). Shell variables
+// resolve through the env: of the step, job and workflow, or through a
+// comment that says what a loop's variables range over:
 //
 //	# pipectl-test: p=each-pipeline t=each-target
 //

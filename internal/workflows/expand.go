@@ -5,96 +5,52 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
+
+	"github.com/rhysd/actionlint"
+	"mvdan.cc/sh/v3/syntax"
 )
 
-// Options says what run-time loops range over.
-type Options struct {
-	// Pipelines maps each pipeline name to its target names: the values of
-	// variables annotated each-pipeline and each-target.
-	Pipelines map[string][]string
-}
-
 // Invocation is one pipectl command line as one way of running the file
-// executes it.
+// executes it: on Event ("" in a composite action), with the inputs,
+// matrix values and assumed conditions that Context names. Args follow
+// pipectl (or go run ./cmd/pipectl). Environment, Concurrency and
+// CancelInProgress are the job's, "" when not set.
 type Invocation struct {
-	File string
-	// Line is the file line of the command.
-	Line int
-	Job  string
-	Step string
-	// Event is the trigger; empty in a composite action.
-	Event string
-	// Context names the inputs, matrix values and assumed conditions.
-	Context string
-	// Args are the arguments after pipectl (or go run ./cmd/pipectl).
-	Args []string
-	// Text is the command as written in the script.
-	Text string
-	// Environment is the job's environment in this context, "" for none.
-	Environment string
-	// Concurrency is the job's concurrency group, "" for none.
-	Concurrency string
-	// CancelInProgress is the job's cancel-in-progress setting.
-	CancelInProgress string
+	File, Job, Event, Context                  string
+	Line                                       int
+	Args                                       []string
+	Environment, Concurrency, CancelInProgress string
 }
 
 // Where is "file:line".
 func (inv Invocation) Where() string { return fmt.Sprintf("%s:%d", inv.File, inv.Line) }
 
-// String is the command line with its context, for messages.
-func (inv Invocation) String() string {
-	return fmt.Sprintf("%s: pipectl %s (%s)", inv.Where(), strings.Join(inv.Args, " "), inv.Context)
-}
-
-// Error is a problem at a line of a file.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
-
-// Unknown reports whether s holds a value the file does not determine,
-// and names it.
-func Unknown(s string) (what string, ok bool) {
-	i := strings.Index(s, unknownMark)
-	if i < 0 {
-		return "", false
-	}
-	rest := s[i+1:]
-	if j := strings.Index(rest, unknownMark); j >= 0 {
-		rest = rest[:j]
-	}
-	return rest, true
-}
-
-// maxConditions bounds the undecided conditions of one job.
-const maxConditions = 10
-
 // Invocations returns every pipectl command line of the file, expanded
 // for every trigger, dispatch input choice, matrix combination and
-// undecided condition, without duplicates.
-func (f *File) Invocations(opts Options) ([]Invocation, []error) {
+// undecided condition, without duplicates. pipelines maps each pipeline
+// to its targets: what variables annotated each-pipeline and each-target
+// range over.
+func (f *File) Invocations(pipelines map[string][]string) ([]Invocation, []error) {
 	var out []Invocation
 	var errs []error
 	seen := map[string]bool{}
-	for _, job := range f.Jobs {
-		for _, c := range f.contexts(job) {
-			invs, err := explore(func(assume map[string]bool) ([]Invocation, error) {
-				return f.expandJob(job, c, assume, opts)
-			})
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			for _, inv := range invs {
-				key := strings.Join(append([]string{inv.Where(), inv.Event, inv.Environment, inv.Concurrency}, inv.Args...), "\x01")
-				if !seen[key] {
-					seen[key] = true
-					out = append(out, inv)
+	for _, job := range f.Jobs() {
+		for _, ev := range f.Events() {
+			for _, in := range f.inputAssignments(ev) {
+				for _, row := range combinations(job.Strategy) {
+					invs, err := explore(map[string]bool{}, func(assume map[string]bool) ([]Invocation, error) {
+						return f.expandJob(job, &scope{event: ev, inputs: in, assume: assume}, row, pipelines)
+					})
+					if err != nil {
+						errs = append(errs, err)
+					}
+					for _, inv := range invs { // conditions no argument depends on repeat them
+						if key := fmt.Sprint(inv.Where(), inv.Event, inv.Environment, inv.Concurrency, inv.Args); !seen[key] {
+							seen[key] = true
+							out = append(out, inv)
+						}
+					}
 				}
 			}
 		}
@@ -102,123 +58,108 @@ func (f *File) Invocations(opts Options) ([]Invocation, []error) {
 	return out, errs
 }
 
-// runContext is one way a job runs, before conditions are decided.
-type runContext struct {
-	event  string
-	inputs map[string]value
-	// matrix holds raw matrix values; they may hold expressions.
-	matrix map[string]string
-}
-
-// contexts enumerates events × dispatch input choices × matrix rows.
-func (f *File) contexts(job *Job) []runContext {
-	events := f.Events
-	if f.Action {
-		events = []string{""}
-	}
-	var rows []map[string]string
-	if job.Matrix != nil {
-		rows = job.Matrix.combinations()
-	} else {
-		rows = []map[string]string{nil}
-	}
-	var out []runContext
-	for _, ev := range events {
-		for _, in := range f.inputAssignments(ev) {
-			for _, row := range rows {
-				out = append(out, runContext{event: ev, inputs: in, matrix: row})
-			}
+// cross returns each of rows with key set to each of vals.
+func cross[V any](rows []map[string]V, key string, vals []V) []map[string]V {
+	var out []map[string]V
+	for _, r := range rows {
+		for _, v := range vals {
+			out = append(out, maps.Clone(r))
+			out[len(out)-1][key] = v
 		}
 	}
 	return out
 }
 
-// inputAssignments lists the inputs a run can have: every choice of every
-// choice and boolean input of workflow_dispatch, defaults otherwise; none
-// for other events (inputs are null there).
+// inputAssignments lists the inputs a run can have: an action's defaults;
+// every choice of every choice and boolean input of workflow_dispatch,
+// defaults otherwise; none for other events (inputs are null there).
 func (f *File) inputAssignments(event string) []map[string]value {
-	if !f.Action && event != "workflow_dispatch" {
-		return []map[string]value{nil}
-	}
 	out := []map[string]value{{}}
-	for _, in := range f.Inputs {
-		var vals []value
-		switch {
-		case f.Action:
-			vals = []value{strValue(in.Default)}
-		case in.Type == "choice":
-			for _, o := range in.Options {
-				vals = append(vals, strValue(o))
-			}
-		case in.Type == "boolean":
-			vals = []value{boolValue(true), boolValue(false)}
-		default:
-			vals = []value{strValue(in.Default)}
+	for name, def := range f.inputs {
+		out[0][name] = strValue(def)
+	}
+	for _, e := range f.Workflow.On {
+		d, ok := e.(*actionlint.WorkflowDispatchEvent)
+		if !ok || event != d.EventName() {
+			continue
 		}
-		var next []map[string]value
-		for _, a := range out {
-			for _, v := range vals {
-				b := maps.Clone(a)
-				b[strings.ToLower(in.Name)] = v
-				next = append(next, b)
+		for name, in := range d.Inputs {
+			vals := []value{{}}
+			switch {
+			case in.Type == actionlint.WorkflowDispatchEventInputTypeChoice:
+				vals = nil
+				for _, o := range in.Options {
+					vals = append(vals, strValue(o.Value))
+				}
+			case in.Type == actionlint.WorkflowDispatchEventInputTypeBoolean:
+				vals = []value{boolValue(true), boolValue(false)}
+			case in.Default != nil:
+				vals = []value{strValue(in.Default.Value)}
 			}
+			out = cross(out, name, vals)
 		}
-		out = next
 	}
 	return out
 }
 
-// combinations expands a matrix as GitHub does: the cross product of its
-// keys, less excluded rows, with include rows merged into the rows they
-// do not contradict or added as rows of their own.
-func (m *Matrix) combinations() []map[string]string {
-	if m.Expression != "" {
-		return []map[string]string{nil} // every matrix value is unknown
+// combinations expands a job's matrix as GitHub does: the cross product
+// of its keys, less excluded rows, with include rows merged into the rows
+// they do not contradict or added as rows of their own. Values are kept
+// as expressions: a YAML boolean or null becomes one of its type, so that
+// it tests as GitHub's does. A matrix given as an expression has unknown
+// values.
+func combinations(st *actionlint.Strategy) []map[string]string {
+	if st == nil || st.Matrix == nil || st.Matrix.Expression != nil {
+		return []map[string]string{nil}
 	}
+	m := st.Matrix
+	raw := func(v actionlint.RawYAMLValue) string {
+		if s, ok := v.(*actionlint.RawYAMLString); ok && (s.Value == "true" || s.Value == "false" || s.Value == "null") {
+			return "${{ " + s.Value + " }}"
+		} else if ok {
+			return s.Value
+		}
+		return v.String()
+	}
+	rowsOf := func(cs *actionlint.MatrixCombinations) (out []map[string]string) {
+		for i := 0; cs != nil && i < len(cs.Combinations); i++ {
+			out = append(out, map[string]string{})
+			for _, a := range cs.Combinations[i].Assigns {
+				out[i][a.Key.Value] = raw(a.Value)
+			}
+		}
+		return out
+	}
+	var keys []string
 	rows := []map[string]string{{}}
-	for _, k := range m.Keys {
-		var next []map[string]string
-		for _, r := range rows {
-			for _, v := range m.Values[k] {
-				n := maps.Clone(r)
-				n[k] = v
-				next = append(next, n)
-			}
+	for _, id := range slices.Sorted(maps.Keys(m.Rows)) {
+		var vals []string
+		for _, v := range m.Rows[id].Values {
+			vals = append(vals, raw(v))
 		}
-		rows = next
+		if e := m.Rows[id].Expression; e != nil { // values unknown
+			vals = []string{e.Value}
+		}
+		keys = append(keys, m.Rows[id].Name.Value)
+		rows = cross(rows, m.Rows[id].Name.Value, vals)
 	}
-	rows = slices.DeleteFunc(rows, func(r map[string]string) bool {
-		for _, ex := range m.Exclude {
-			if matches(r, ex) {
-				return true
-			}
-		}
-		return false
-	})
-	if len(m.Keys) == 0 {
+	for _, ex := range rowsOf(m.Exclude) {
+		rows = slices.DeleteFunc(rows, func(r map[string]string) bool { return matches(r, ex, nil) })
+	}
+	if len(keys) == 0 {
 		rows = nil
 	}
 	original := len(rows)
-	for _, inc := range m.Include {
+	for _, inc := range rowsOf(m.Include) {
 		merged := false
 		for _, r := range rows[:original] {
-			ok := true
-			for k, v := range inc {
-				if slices.Contains(m.Keys, k) && r[k] != v {
-					ok = false
-				}
-			}
-			if ok {
-				for k, v := range inc {
-					if !slices.Contains(m.Keys, k) {
-						r[k] = v
-					}
-				}
+			if matches(r, inc, keys) {
+				maps.Copy(r, inc)
 				merged = true
 			}
 		}
 		if !merged {
-			rows = append(rows, maps.Clone(inc))
+			rows = append(rows, inc)
 		}
 	}
 	if len(rows) == 0 {
@@ -227,322 +168,131 @@ func (m *Matrix) combinations() []map[string]string {
 	return rows
 }
 
-func matches(row, sel map[string]string) bool {
+// matches reports whether row agrees with sel on sel's keys, or only on
+// those of them in keys when keys is not nil.
+func matches(row, sel map[string]string, keys []string) bool {
 	for k, v := range sel {
-		if row[k] != v {
+		if (keys == nil || slices.Contains(keys, k)) && row[k] != v {
 			return false
 		}
 	}
 	return true
 }
 
-// explore runs fn, and again with each undecided condition it reports set
-// to true and to false, collecting what every complete run returns.
-func explore(fn func(assume map[string]bool) ([]Invocation, error)) ([]Invocation, error) {
-	var out []Invocation
-	var rec func(assume map[string]bool) error
-	rec = func(assume map[string]bool) error {
-		invs, err := fn(assume)
-		var nc *needCondition
-		if !errors.As(err, &nc) {
-			out = append(out, invs...)
-			return err
-		}
-		if len(assume) >= maxConditions {
-			return fmt.Errorf("more than %d undecided conditions (latest: %s)", maxConditions, nc.text)
-		}
-		for _, b := range []bool{true, false} {
-			a := maps.Clone(assume)
-			a[nc.text] = b
-			if err := rec(a); err != nil {
-				return err
-			}
-		}
-		return nil
+// explore calls expand with the conditions in assume decided, and again
+// with each condition it cannot decide set to true and to false.
+func explore(assume map[string]bool, expand func(map[string]bool) ([]Invocation, error)) ([]Invocation, error) {
+	invs, err := expand(assume)
+	var nc *needCondition
+	if !errors.As(err, &nc) {
+		return invs, err
+	} else if len(assume) >= 10 { // a bound on a job's undecided conditions
+		return nil, fmt.Errorf("more than 10 undecided conditions (latest: %s)", nc.text)
 	}
-	return out, rec(map[string]bool{})
-}
-
-// envScope is the env: visible at one level: each variable is evaluated
-// when first used, so conditions in variables no pipectl argument uses
-// (a token fallback, say) never multiply the contexts.
-type envScope struct {
-	vars  map[string]*lazyVar
-	outer *envScope
-}
-
-type lazyVar struct {
-	raw  string
-	sc   *scope
-	val  *value
-	busy bool
-}
-
-// with returns the scope of a level inside e that sets vars.
-func (e *envScope) with(sc *scope, vars []Var) *envScope {
-	inner := &envScope{vars: map[string]*lazyVar{}, outer: e}
-	vsc := *sc
-	vsc.env = e.lookup // a level's values see the levels around it
-	for _, v := range vars {
-		inner.vars[v.Name] = &lazyVar{raw: v.Value, sc: &vsc}
-	}
-	return inner
-}
-
-func (e *envScope) lookup(name string) (value, bool, error) {
-	for s := e; s != nil; s = s.outer {
-		lv, ok := s.vars[name]
-		if !ok {
-			continue
+	for _, b := range []bool{true, false} {
+		a := maps.Clone(assume)
+		a[nc.text] = b
+		more, err := explore(a, expand)
+		if err != nil {
+			return nil, err
 		}
-		if lv.val == nil {
-			if lv.busy {
-				return value{}, false, fmt.Errorf("env %s refers to itself", name)
-			}
-			lv.busy = true
-			v, err := lv.sc.evalValue(lv.raw)
-			lv.busy = false
-			if err != nil {
-				return value{}, false, err
-			}
-			lv.val = &v
-		}
-		return *lv.val, true, nil
+		invs = append(invs, more...)
 	}
-	return value{}, false, nil
+	return invs, nil
 }
 
-func (f *File) errorAt(line int, format string, args ...any) error {
-	return &Error{File: f.Path, Line: line, Msg: fmt.Sprintf(format, args...)}
+// errorAt adds a file position to an error, leaving needCondition as is
+// for explore.
+func (f *File) errorAt(err error, line int, format string, args ...any) error {
+	var nc *needCondition
+	if err == nil || errors.As(err, &nc) {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %s: %w", f.Path, line, fmt.Sprintf(format, args...), err)
 }
 
-// expandJob finds the job's invocations in one context with the
-// conditions in assume decided.
-func (f *File) expandJob(job *Job, c runContext, assume map[string]bool, opts Options) ([]Invocation, error) {
-	sc := &scope{event: c.event, inputs: c.inputs, matrix: map[string]value{}, assume: assume}
-	for k, raw := range c.matrix {
+// expandJob finds the job's invocations in one way it runs: sc holds the
+// event, inputs and decided conditions, matrix the raw matrix values.
+func (f *File) expandJob(job *actionlint.Job, sc *scope, matrix map[string]string, pipelines map[string][]string) ([]Invocation, error) {
+	sc.matrix = map[string]value{}
+	for k, raw := range matrix {
 		v, err := sc.evalValue(raw)
 		if err != nil {
-			return nil, f.errorAt(job.Matrix.Line, "matrix %s: %v", k, err)
+			return nil, f.errorAt(err, job.Strategy.Matrix.Pos.Line, "matrix %s", k)
 		}
 		sc.matrix[strings.ToLower(k)] = v
 	}
-	wfEnv := (*envScope)(nil).with(sc, f.Env)
-	jobEnv := wfEnv.with(sc, job.Env)
-	sc.env = jobEnv.lookup
-	if ok, err := sc.evalIf(job.If); err != nil || !ok {
-		return nil, f.wrap(err, job.Line, "job "+job.ID+" if")
+	inv := Invocation{File: f.Path, Job: job.ID.Value, Event: sc.event}
+	sc, err := sc.withEnv(f.Workflow.Env)
+	if err == nil {
+		sc, err = sc.withEnv(job.Env)
 	}
-	envName, err := sc.evalValue(job.Environment)
-	if err != nil {
-		return nil, f.wrap(err, job.Line, "job "+job.ID+" environment")
+	var ok bool
+	if err == nil {
+		ok, err = sc.evalIf(job.If)
 	}
-	group, err := sc.evalValue(job.Concurrency.Group)
-	if err != nil {
-		return nil, f.wrap(err, job.Concurrency.Line, "job "+job.ID+" concurrency")
+	if err == nil && job.Environment != nil {
+		inv.Environment, err = sc.str(job.Environment.Name)
 	}
-	cancel, err := sc.evalValue(job.Concurrency.CancelInProgress)
-	if err != nil {
-		return nil, f.wrap(err, job.Concurrency.Line, "job "+job.ID+" concurrency")
+	if err == nil && job.Concurrency != nil {
+		inv.Concurrency, err = sc.str(job.Concurrency.Group)
+		if cc := job.Concurrency.CancelInProgress; err == nil && cc != nil {
+			inv.CancelInProgress, err = sc.str(&actionlint.String{Value: cc.String()})
+		}
+	}
+	if err != nil || !ok {
+		return nil, f.errorAt(err, job.Pos.Line, "job %s", job.ID.Value)
 	}
 	var out []Invocation
 	for _, st := range job.Steps {
-		if st.Run == "" {
+		run, isRun := st.Exec.(*actionlint.ExecRun)
+		if !isRun || run.Run == nil {
 			continue
 		}
-		stepEnv := jobEnv.with(sc, st.Env)
-		ssc := *sc
-		ssc.env = stepEnv.lookup
-		if ok, err := ssc.evalIf(st.If); err != nil {
-			return nil, f.wrap(err, st.Line, "step if")
-		} else if !ok {
+		ssc, err := sc.withEnv(st.Env)
+		if err == nil {
+			ok, err = ssc.evalIf(st.If)
+		}
+		if err != nil || !ok {
+			if err = f.errorAt(err, st.Pos.Line, "step"); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		script, err := ssc.interpolate(st.Run)
-		if err != nil {
-			return nil, f.wrap(err, st.RunLine, "run")
+		// A block scalar (| or >) starts on the line after its indicator.
+		first := run.Run.Pos.Line
+		if l := f.lines[first-1]; run.Run.Pos.Col <= len(l) && strings.ContainsRune("|>", rune(l[run.Run.Pos.Col-1])) {
+			first++
 		}
-		cmds, ann, err := scanScript(script)
-		if err != nil {
-			return nil, f.wrap(err, st.RunLine, "run")
+		script, err := ssc.evalValue(run.Run.Value)
+		var calls []*syntax.CallExpr
+		var ann map[string]string
+		if err == nil {
+			calls, ann, err = scanScript(script.s)
 		}
-		for _, cmd := range cmds {
-			words, ok := pipectlArgs(cmd.words)
+		if err != nil {
+			return nil, f.errorAt(err, first, "run")
+		}
+		for _, call := range calls {
+			words, ok := pipectlArgs(call.Args)
 			if !ok {
 				continue
 			}
-			line := st.RunLine + cmd.line
-			argSets, err := expandWords(words, ann, stepEnv, opts)
+			start, end := call.Args[0].Pos(), call.Args[len(call.Args)-1].End()
+			text := script.s[start.Offset():end.Offset()]
+			inv.Line = first + int(start.Line()) - 1
+			argSets, err := expandLoops(words, ann, ssc.env, pipelines)
 			if err != nil {
-				return nil, f.wrap(fmt.Errorf("%s: %w", cmd.text, err), line, "run")
+				return nil, f.errorAt(err, inv.Line, "run: %s", text)
 			}
 			for _, args := range argSets {
-				for _, a := range args {
-					if what, unknown := Unknown(a); unknown {
-						return nil, f.errorAt(line, "%s: an argument depends on %s, which the workflow does not determine; pass pipectl arguments through env: from inputs, matrix values or literals", cmd.text, what)
-					}
+				if what, unknown := unknownIn(strings.Join(args, " ")); unknown {
+					return nil, fmt.Errorf("%s: run: %s: an argument depends on %s, which the workflow does not determine; pass pipectl arguments through env: from inputs, matrix values or literals", inv.Where(), text, what)
 				}
-				out = append(out, Invocation{
-					File: f.Path, Line: line, Job: job.ID, Step: st.Label(), Event: c.event,
-					Context: describe(c, sc.matrix, assume), Args: args, Text: cmd.text,
-					Environment: envName.String(), Concurrency: group.String(), CancelInProgress: cancel.String(),
-				})
+				inv.Args, inv.Context = args, fmt.Sprintf("on %q, inputs %v, matrix %v, assuming %v", sc.event, sc.inputs, sc.matrix, sc.assume)
+				out = append(out, inv)
 			}
 		}
 	}
 	return out, nil
-}
-
-// wrap adds the file position to an error, leaving needCondition as is
-// for explore.
-func (f *File) wrap(err error, line int, where string) error {
-	if err == nil {
-		return nil
-	}
-	var nc *needCondition
-	if errors.As(err, &nc) {
-		return err
-	}
-	return f.errorAt(line, "%s: %v", where, err)
-}
-
-// pipectlArgs returns the arguments of a pipectl command: `pipectl ...`,
-// `path/to/pipectl ...` or `go run ./cmd/pipectl ...`.
-func pipectlArgs(words []word) ([]word, bool) {
-	if len(words) == 0 {
-		return nil, false
-	}
-	w0 := words[0]
-	if lit, ok := w0.literal(); ok && lit == "pipectl" {
-		return words[1:], true
-	}
-	if last := w0[len(w0)-1]; last.name == "" && last.opaque == "" && strings.HasSuffix(last.lit, "/pipectl") {
-		return words[1:], true
-	}
-	if lit, _ := w0.literal(); lit == "go" && len(words) > 2 {
-		if run, _ := words[1].literal(); run == "run" {
-			for i, w := range words[2:] {
-				pkg, _ := w.literal()
-				switch strings.TrimSuffix(pkg, "/") {
-				case "./cmd/pipectl", "github.com/pipectl/pipectl/cmd/pipectl":
-					return words[3+i:], true
-				}
-				if !strings.HasPrefix(pkg, "-") {
-					break
-				}
-			}
-		}
-	}
-	return nil, false
-}
-
-// expandWords resolves the words' variables: annotated loop variables take
-// each pipeline (and each of its targets), others come from env:.
-func expandWords(words []word, ann annotation, env *envScope, opts Options) ([][]string, error) {
-	var pv, tv string
-	for _, w := range words {
-		for _, p := range w {
-			switch ann[p.name] {
-			case "each-pipeline":
-				pv = p.name
-			case "each-target":
-				tv = p.name
-			}
-		}
-	}
-	names := slices.Sorted(maps.Keys(opts.Pipelines))
-	var loops []map[string]string
-	switch {
-	case (pv != "" || tv != "") && len(names) == 0:
-		return nil, fmt.Errorf("annotated loop variables, but no pipelines to range over")
-	case pv != "" || tv != "":
-		seen := map[string]bool{}
-		for _, p := range names {
-			targets := []string{""}
-			if tv != "" {
-				targets = opts.Pipelines[p]
-			}
-			for _, t := range targets {
-				a := map[string]string{}
-				if pv != "" {
-					a[pv] = p
-				}
-				if tv != "" {
-					a[tv] = t
-				}
-				key := a[pv] + "\x01" + a[tv]
-				if !seen[key] {
-					seen[key] = true
-					loops = append(loops, a)
-				}
-			}
-		}
-	default:
-		loops = []map[string]string{nil}
-	}
-	var out [][]string
-	for _, loop := range loops {
-		var args []string
-		for _, w := range words {
-			var b strings.Builder
-			for _, p := range w {
-				switch {
-				case p.opaque != "":
-					return nil, fmt.Errorf("cannot tell the value of %s: pass pipectl arguments through env: or literals", p.opaque)
-				case p.name != "":
-					if v, ok := loop[p.name]; ok {
-						b.WriteString(v)
-						continue
-					}
-					v, ok, err := env.lookup(p.name)
-					if err != nil {
-						return nil, err
-					}
-					if ok {
-						b.WriteString(v.String())
-					} else {
-						return nil, fmt.Errorf("$%s is not set by the env: of the step, job or workflow (nor annotated with # pipectl-test: %s=each-pipeline|each-target)", p.name, p.name)
-					}
-				default:
-					b.WriteString(p.lit)
-				}
-			}
-			args = append(args, b.String())
-		}
-		out = append(out, args)
-	}
-	return out, nil
-}
-
-// describe names a context for messages.
-func describe(c runContext, matrix map[string]value, assume map[string]bool) string {
-	var parts []string
-	if c.event != "" {
-		parts = append(parts, "on "+c.event)
-	}
-	if len(c.inputs) > 0 {
-		var in []string
-		for _, k := range slices.Sorted(maps.Keys(c.inputs)) {
-			in = append(in, k+"="+c.inputs[k].String())
-		}
-		parts = append(parts, "inputs "+strings.Join(in, ", "))
-	}
-	if len(matrix) > 0 {
-		var m []string
-		for _, k := range slices.Sorted(maps.Keys(matrix)) {
-			m = append(m, k+"="+matrix[k].String())
-		}
-		parts = append(parts, "matrix "+strings.Join(m, ", "))
-	}
-	if len(assume) > 0 {
-		conds := slices.Sorted(maps.Keys(assume))
-		sort.Strings(conds)
-		for _, k := range conds {
-			parts = append(parts, fmt.Sprintf("%s is %t", k, assume[k]))
-		}
-	}
-	if len(parts) == 0 {
-		return "always"
-	}
-	return strings.Join(parts, "; ")
 }

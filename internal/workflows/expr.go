@@ -1,8 +1,10 @@
 package workflows
 
 import (
-	"errors"
+	"encoding/hex"
 	"fmt"
+	"maps"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -10,15 +12,12 @@ import (
 )
 
 // value is the result of evaluating an expression: null, a boolean, a
-// number, a string, or unknown (a value the file cannot tell, such as
-// github.sha or a secret).
+// string, or unknown: a value the file cannot tell, such as github.sha, a
+// secret or a number. s is its text: "true" or "false" for a boolean, and
+// for an unknown value text with markers that name what is unknown.
 type value struct {
 	kind valueKind
 	s    string
-	b    bool
-	n    float64
-	// why names what made an unknown value unknown.
-	why string
 }
 
 type valueKind int
@@ -26,52 +25,37 @@ type valueKind int
 const (
 	null valueKind = iota
 	boolean
-	number
 	str
 	unknown
 )
 
-func strValue(s string) value { return value{kind: str, s: s} }
-func boolValue(b bool) value  { return value{kind: boolean, b: b} }
-func unknownValue(why string) value {
-	return value{kind: unknown, why: why}
-}
-
-// unknownMark brackets an unknown value inside interpolated text; it
-// cannot come from a workflow file, so it survives until a pipectl argument
-// is checked.
-const unknownMark = "\x00"
+func strValue(s string) value        { return value{str, s} }
+func boolValue(b bool) value         { return value{boolean, strconv.FormatBool(b)} }
+func unknownValue(what string) value { return value{unknown, markUnknown(what)} }
 
 // String converts a value as GitHub does when it interpolates it.
-func (v value) String() string {
-	switch v.kind {
-	case null:
-		return ""
-	case boolean:
-		return strconv.FormatBool(v.b)
-	case number:
-		return strconv.FormatFloat(v.n, 'f', -1, 64)
-	case str:
-		return v.s
-	default:
-		return unknownMark + v.why + unknownMark
-	}
-}
+func (v value) String() string { return v.s }
 
 // truthy reports GitHub's truthiness; ok is false for unknown values.
 func (v value) truthy() (t, ok bool) {
-	switch v.kind {
-	case null:
-		return false, true
-	case boolean:
-		return v.b, true
-	case number:
-		return v.n != 0, true
-	case str:
-		return v.s != "", true
-	default:
-		return false, false
+	return v.kind == boolean && v.s == "true" || v.kind == str && v.s != "", v.kind != unknown
+}
+
+// A marker names an unknown value in text with characters a shell keeps
+// in one word, so that it lasts until a pipectl argument is checked.
+var unknownRe = regexp.MustCompile(`__pipectl_unknown_([0-9a-f]*)__`)
+
+func markUnknown(what string) string {
+	return "__pipectl_unknown_" + hex.EncodeToString([]byte(what)) + "__"
+}
+
+// unknownIn names the first unknown value marked in s.
+func unknownIn(s string) (what string, ok bool) {
+	if m := unknownRe.FindStringSubmatch(s); m != nil {
+		b, _ := hex.DecodeString(m[1])
+		return string(b), true
 	}
+	return "", false
 }
 
 // needCondition asks the caller to decide a condition the file cannot:
@@ -85,74 +69,66 @@ type scope struct {
 	event  string
 	inputs map[string]value
 	matrix map[string]value
-	// env resolves env.NAME: the env: of the enclosing levels.
-	env func(name string) (value, bool, error)
-	// assume holds the decided conditions, by their text.
-	assume map[string]bool
+	env    map[string]value // the env: of the enclosing levels, evaluated
+	assume map[string]bool  // the decided conditions, by their text
 }
 
-// evalExpr evaluates the expression inside ${{ }}.
-func (sc *scope) evalExpr(src string) (value, error) {
-	node, perr := actionlint.NewExprParser().Parse(actionlint.NewExprLexer(src + "}}"))
-	if perr != nil {
-		return value{}, fmt.Errorf("expression %q: %s", src, perr.Message)
+// withEnv returns sc with env: evaluated on top of its env; the values
+// see the env: of the levels around it.
+func (sc scope) withEnv(env *actionlint.Env) (*scope, error) {
+	outer := sc
+	sc.env = maps.Collect(maps.All(sc.env)) // a copy, never nil
+	if env == nil {
+		return &sc, nil
 	}
-	return sc.eval(node)
+	for _, v := range env.Vars { // none when env: is one expression: unset
+		val, err := outer.evalValue(v.Value.Value)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", v.Name.Value, err)
+		}
+		sc.env[v.Name.Value] = val
+	}
+	return &sc, nil
 }
 
 // condition decides a condition the file cannot: from the assumptions, or
 // by asking the caller.
-func (sc *scope) condition(n actionlint.ExprNode) (bool, error) {
-	text := exprText(n)
+func (sc *scope) condition(text string) (bool, error) {
 	if b, ok := sc.assume[text]; ok {
 		return b, nil
 	}
 	return false, &needCondition{text: text}
 }
 
-func (sc *scope) truth(n actionlint.ExprNode, v value) (bool, error) {
-	if t, ok := v.truthy(); ok {
-		return t, nil
+// test evaluates n and its truth; the truth of an unknown value is a
+// condition.
+func (sc *scope) test(n actionlint.ExprNode) (value, bool, error) {
+	v, err := sc.eval(n)
+	if t, ok := v.truthy(); ok || err != nil {
+		return v, t, err
 	}
-	return sc.condition(n)
+	t, err := sc.condition(exprText(n))
+	return v, t, err
 }
 
 func (sc *scope) eval(n actionlint.ExprNode) (value, error) {
+	if path, ok := propertyPath(n); ok {
+		return sc.lookup(path), nil
+	}
 	switch n := n.(type) {
 	case *actionlint.NullNode:
 		return value{}, nil
 	case *actionlint.BoolNode:
 		return boolValue(n.Value), nil
-	case *actionlint.IntNode:
-		return value{kind: number, n: float64(n.Value)}, nil
-	case *actionlint.FloatNode:
-		return value{kind: number, n: n.Value}, nil
 	case *actionlint.StringNode:
 		return strValue(n.Value), nil
-	case *actionlint.VariableNode, *actionlint.ObjectDerefNode, *actionlint.IndexAccessNode:
-		path, ok := propertyPath(n)
-		if !ok {
-			return unknownValue(exprText(n)), nil
-		}
-		return sc.lookup(path)
 	case *actionlint.NotOpNode:
-		v, err := sc.eval(n.Operand)
-		if err != nil {
-			return value{}, err
-		}
-		t, err := sc.truth(n.Operand, v)
+		_, t, err := sc.test(n.Operand)
 		return boolValue(!t), err
 	case *actionlint.LogicalOpNode:
-		l, err := sc.eval(n.Left)
-		if err != nil {
-			return value{}, err
-		}
-		t, err := sc.truth(n.Left, l)
-		if err != nil {
-			return value{}, err
-		}
-		if (n.Kind == actionlint.LogicalOpNodeKindAnd) != t {
-			return l, nil // && stops at a falsy left side, || at a truthy one
+		l, t, err := sc.test(n.Left)
+		if err != nil || (n.Kind == actionlint.LogicalOpNodeKindAnd) != t {
+			return l, err // && stops at a falsy left side, || at a truthy one
 		}
 		return sc.eval(n.Right)
 	case *actionlint.CompareOpNode:
@@ -163,100 +139,74 @@ func (sc *scope) eval(n actionlint.ExprNode) (value, error) {
 		r, err := sc.eval(n.Right)
 		if err != nil {
 			return value{}, err
-		}
-		if l.kind == unknown || r.kind == unknown {
-			b, err := sc.condition(n)
+		} else if l.kind == unknown || r.kind == unknown || l.kind != r.kind && !(min(l.kind, r.kind) == null && max(l.kind, r.kind) == str) {
+			// GitHub compares mixed kinds as numbers; here only null and
+			// a string are compared ("" for null), others left undecided.
+			b, err := sc.condition(exprText(n))
 			return boolValue(b), err
 		}
-		return boolValue(compare(n.Kind, l, r)), nil
+		// Strings compare case-insensitively; false < true.
+		c := strings.Compare(strings.ToLower(l.String()), strings.ToLower(r.String()))
+		return boolValue(map[actionlint.CompareOpNodeKind]bool{
+			actionlint.CompareOpNodeKindEq: c == 0, actionlint.CompareOpNodeKindNotEq: c != 0,
+			actionlint.CompareOpNodeKindLess: c < 0, actionlint.CompareOpNodeKindLessEq: c <= 0,
+			actionlint.CompareOpNodeKindGreater: c > 0, actionlint.CompareOpNodeKindGreaterEq: c >= 0,
+		}[n.Kind]), nil
 	case *actionlint.FuncCallNode:
 		return sc.call(n)
-	default:
-		return unknownValue(exprText(n)), nil
 	}
+	return unknownValue(exprText(n)), nil
 }
 
-// call evaluates the functions whose result the file can tell; the others
-// (status functions, toJSON, hashFiles, ...) are conditions or unknown.
+// call evaluates startsWith, endsWith and contains; status functions are
+// conditions, other functions (format, toJSON, hashFiles, ...) unknown.
 func (sc *scope) call(n *actionlint.FuncCallNode) (value, error) {
-	args := make([]value, len(n.Args))
+	args := make([]string, len(n.Args))
 	known := true
 	for i, a := range n.Args {
 		v, err := sc.eval(a)
 		if err != nil {
 			return value{}, err
 		}
-		args[i] = v
-		known = known && v.kind != unknown
+		args[i], known = v.String(), known && v.kind != unknown
 	}
-	name := strings.ToLower(n.Callee)
-	switch name {
-	case "startswith", "endswith", "contains":
-		if !known || len(args) != 2 {
-			b, err := sc.condition(n)
-			return boolValue(b), err
-		}
-		a, b := strings.ToLower(args[0].String()), strings.ToLower(args[1].String())
-		switch name {
-		case "startswith":
-			return boolValue(strings.HasPrefix(a, b)), nil
-		case "endswith":
-			return boolValue(strings.HasSuffix(a, b)), nil
-		default:
-			return boolValue(strings.Contains(a, b)), nil
-		}
-	case "success", "failure", "always", "cancelled":
-		b, err := sc.condition(n)
+	tests := map[string]func(string, string) bool{"startswith": strings.HasPrefix, "endswith": strings.HasSuffix, "contains": strings.Contains}
+	switch name := strings.ToLower(n.Callee); {
+	case tests[name] != nil && known && len(args) == 2:
+		return boolValue(tests[name](strings.ToLower(args[0]), strings.ToLower(args[1]))), nil
+	case tests[name] != nil || name == "success" || name == "failure" || name == "always" || name == "cancelled":
+		b, err := sc.condition(exprText(n))
 		return boolValue(b), err
-	case "format":
-		if !known || len(args) == 0 {
-			return unknownValue(exprText(n)), nil
-		}
-		out := args[0].String()
-		for i, a := range args[1:] {
-			out = strings.ReplaceAll(out, "{"+strconv.Itoa(i)+"}", a.String())
-		}
-		return strValue(out), nil
-	default:
-		return unknownValue(exprText(n)), nil
 	}
+	return unknownValue(exprText(n)), nil
 }
 
 // lookup resolves a context property: inputs, matrix, env and
 // github.event_name are known; everything else is unknown.
-func (sc *scope) lookup(path []string) (value, error) {
-	text := strings.Join(path, ".")
-	if len(path) != 2 {
-		return unknownValue(text), nil
-	}
-	switch path[0] {
-	case "inputs":
-		if v, ok := sc.inputs[strings.ToLower(path[1])]; ok {
-			return v, nil
-		}
-		return value{}, nil // inputs of other triggers are null
-	case "matrix":
-		if v, ok := sc.matrix[strings.ToLower(path[1])]; ok {
-			return v, nil
-		}
-	case "env":
-		if sc.env != nil {
-			// actionlint's parser lowercases property names, shell names
-			// are case-sensitive: try lower case and upper case, the
-			// convention for env.
-			for _, name := range []string{path[1], strings.ToUpper(path[1])} {
-				v, ok, err := sc.env(name)
-				if err != nil || ok {
-					return v, err
-				}
+func (sc *scope) lookup(path []string) value {
+	if len(path) == 2 {
+		switch name := strings.ToLower(path[1]); path[0] {
+		case "inputs":
+			return sc.inputs[name] // inputs of other triggers are null
+		case "matrix":
+			if v, ok := sc.matrix[name]; ok {
+				return v
+			}
+		case "env":
+			// actionlint lowercases property names; env names are
+			// case-sensitive: try them as written, then upper case.
+			if v, ok := sc.env[path[1]]; ok {
+				return v
+			} else if v, ok := sc.env[strings.ToUpper(path[1])]; ok {
+				return v
+			}
+		case "github":
+			if name == "event_name" && sc.event != "" {
+				return strValue(sc.event)
 			}
 		}
-	case "github":
-		if strings.ToLower(path[1]) == "event_name" && sc.event != "" {
-			return strValue(sc.event), nil
-		}
 	}
-	return unknownValue(text), nil
+	return unknownValue(strings.Join(path, "."))
 }
 
 // propertyPath turns inputs.target or matrix['pipeline'] into its path;
@@ -269,95 +219,26 @@ func propertyPath(n actionlint.ExprNode) ([]string, bool) {
 		p, ok := propertyPath(n.Receiver)
 		return append(p, n.Property), ok
 	case *actionlint.IndexAccessNode:
-		s, isStr := n.Index.(*actionlint.StringNode)
-		if !isStr {
-			return nil, false
+		if s, ok := n.Index.(*actionlint.StringNode); ok {
+			p, ok := propertyPath(n.Operand)
+			return append(p, s.Value), ok
 		}
-		p, ok := propertyPath(n.Operand)
-		return append(p, s.Value), ok
 	}
 	return nil, false
 }
 
-// compare implements GitHub's comparison: strings case-insensitively,
-// mixed kinds as numbers.
-func compare(kind actionlint.CompareOpNodeKind, l, r value) bool {
-	var c int
-	if l.kind == str && r.kind == str {
-		c = strings.Compare(strings.ToLower(l.s), strings.ToLower(r.s))
-	} else {
-		ln, rn := toNumber(l), toNumber(r)
-		switch {
-		case ln < rn:
-			c = -1
-		case ln > rn:
-			c = 1
-		}
-	}
-	switch kind {
-	case actionlint.CompareOpNodeKindEq:
-		return c == 0
-	case actionlint.CompareOpNodeKindNotEq:
-		return c != 0
-	case actionlint.CompareOpNodeKindLess:
-		return c < 0
-	case actionlint.CompareOpNodeKindLessEq:
-		return c <= 0
-	case actionlint.CompareOpNodeKindGreater:
-		return c > 0
-	default:
-		return c >= 0
-	}
-}
-
-func toNumber(v value) float64 {
-	switch v.kind {
-	case boolean:
-		if v.b {
-			return 1
-		}
-		return 0
-	case number:
-		return v.n
-	case str:
-		if strings.TrimSpace(v.s) == "" {
-			return 0
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v.s), 64)
-		if err != nil {
-			return -1e308 // NaN compares unequal to everything; close enough here
-		}
-		return f
-	}
-	return 0
-}
-
-// exprText prints an expression canonically: a condition is decided once
-// wherever it is written.
+// exprText prints an expression canonically, so that a condition is
+// decided once wherever it is written. What it cannot print is a condition
+// of its own at each place.
 func exprText(n actionlint.ExprNode) string {
+	if p, ok := propertyPath(n); ok {
+		return strings.Join(p, ".")
+	}
 	switch n := n.(type) {
-	case *actionlint.NullNode:
-		return "null"
-	case *actionlint.BoolNode:
-		return strconv.FormatBool(n.Value)
-	case *actionlint.IntNode:
-		return strconv.Itoa(n.Value)
-	case *actionlint.FloatNode:
-		return strconv.FormatFloat(n.Value, 'g', -1, 64)
 	case *actionlint.StringNode:
 		return "'" + strings.ReplaceAll(n.Value, "'", "''") + "'"
-	case *actionlint.VariableNode, *actionlint.ObjectDerefNode, *actionlint.IndexAccessNode:
-		if p, ok := propertyPath(n); ok {
-			return strings.Join(p, ".")
-		}
-		if ix, ok := n.(*actionlint.IndexAccessNode); ok {
-			return exprText(ix.Operand) + "[" + exprText(ix.Index) + "]"
-		}
-		if od, ok := n.(*actionlint.ObjectDerefNode); ok {
-			return exprText(od.Receiver) + "." + od.Property
-		}
-	case *actionlint.ArrayDerefNode:
-		return exprText(n.Receiver) + ".*"
+	case *actionlint.NullNode, *actionlint.BoolNode, *actionlint.IntNode, *actionlint.FloatNode:
+		return n.Token().Value
 	case *actionlint.NotOpNode:
 		return "!" + exprText(n.Operand)
 	case *actionlint.CompareOpNode:
@@ -371,79 +252,65 @@ func exprText(n actionlint.ExprNode) string {
 		}
 		return strings.ToLower(n.Callee) + "(" + strings.Join(args, ", ") + ")"
 	}
-	return fmt.Sprintf("%T", n)
+	return fmt.Sprintf("%T@%d:%d", n, n.Token().Line, n.Token().Column)
 }
 
-// interpolate replaces every ${{ expr }} in s with its value as text;
-// unknown values stay marked (see unknownMark).
-func (sc *scope) interpolate(s string) (string, error) {
-	var b strings.Builder
-	for {
-		i := strings.Index(s, "${{")
-		if i < 0 {
-			b.WriteString(s)
-			return b.String(), nil
-		}
-		j := strings.Index(s[i:], "}}")
-		if j < 0 {
-			return "", errors.New("unterminated ${{ in " + strconvQuote(s))
-		}
-		v, err := sc.evalExpr(s[i+3 : i+j])
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(s[:i])
-		b.WriteString(v.String())
-		s = s[i+j+2:]
+// evalExpr evaluates the expression at the start of src, the text after
+// "${{", and returns the length of the expression and its "}}".
+func (sc *scope) evalExpr(src string) (value, int, error) {
+	lex := actionlint.NewExprLexer(src)
+	node, perr := actionlint.NewExprParser().Parse(lex)
+	if perr != nil {
+		return value{}, 0, fmt.Errorf("expression %s: %s", strconv.Quote(src[:min(len(src), 60)]), perr.Message)
 	}
+	v, err := sc.eval(node)
+	return v, lex.Offset(), err
 }
 
-// evalValue evaluates a whole field: a lone ${{ expr }} keeps its type,
-// anything else is interpolated text.
+// evalValue evaluates a field: a lone ${{ expr }} keeps its type,
+// anything else is text with each ${{ expr }} replaced by its value
+// (unknown values marked, see unknownRe).
 func (sc *scope) evalValue(s string) (value, error) {
-	t := strings.TrimSpace(s)
-	if strings.HasPrefix(t, "${{") && strings.HasSuffix(t, "}}") && strings.Count(t, "${{") == 1 {
-		return sc.evalExpr(t[3 : len(t)-2])
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "${{") && strings.HasSuffix(t, "}}") && strings.Count(t, "${{") == 1 {
+		v, _, err := sc.evalExpr(t[3:])
+		return v, err
 	}
-	out, err := sc.interpolate(s)
-	if err != nil {
-		return value{}, err
+	var b strings.Builder
+	for i := strings.Index(s, "${{"); i >= 0; i = strings.Index(s, "${{") {
+		v, n, err := sc.evalExpr(s[i+3:])
+		if err != nil {
+			return value{}, err
+		}
+		b.WriteString(s[:i] + v.String())
+		s = s[i+3+n:]
 	}
-	if strings.Contains(out, unknownMark) {
-		return unknownValue(strings.Trim(out, unknownMark)), nil
+	if b.WriteString(s); unknownRe.MatchString(b.String()) {
+		return value{unknown, b.String()}, nil
 	}
-	return strValue(out), nil
+	return strValue(b.String()), nil
+}
+
+// str evaluates an optional field as text.
+func (sc *scope) str(s *actionlint.String) (string, error) {
+	if s == nil {
+		return "", nil
+	}
+	v, err := sc.evalValue(s.Value)
+	return v.String(), err
 }
 
 // evalIf evaluates an if: condition, written with or without ${{ }}.
-func (sc *scope) evalIf(cond string) (bool, error) {
-	t := strings.TrimSpace(cond)
-	if t == "" {
+func (sc *scope) evalIf(cond *actionlint.String) (bool, error) {
+	if cond == nil || strings.TrimSpace(cond.Value) == "" {
 		return true, nil
 	}
+	t := strings.TrimSpace(cond.Value)
 	if !strings.Contains(t, "${{") {
 		t = "${{ " + t + " }}"
 	}
 	v, err := sc.evalValue(t)
-	if err != nil {
-		return false, err
+	if b, ok := v.truthy(); ok || err != nil {
+		return b, err
 	}
-	if b, ok := v.truthy(); ok {
-		return b, nil
-	}
-	return sc.conditionText(strings.TrimSpace(cond))
-}
-
-func (sc *scope) conditionText(text string) (bool, error) {
-	if b, ok := sc.assume[text]; ok {
-		return b, nil
-	}
-	return false, &needCondition{text: text}
-}
-
-func strconvQuote(s string) string {
-	if len(s) > 60 {
-		s = s[:60] + "..."
-	}
-	return strconv.Quote(s)
+	return sc.condition(strings.TrimSpace(cond.Value))
 }

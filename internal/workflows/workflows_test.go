@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rhysd/actionlint"
 )
 
 func TestEvalExpr(t *testing.T) {
@@ -15,40 +16,38 @@ func TestEvalExpr(t *testing.T) {
 		event:  "workflow_dispatch",
 		inputs: map[string]value{"target": strValue("dev"), "empty": strValue(""), "dry-run": boolValue(false)},
 		matrix: map[string]value{"destroy": boolValue(true), "pipeline": strValue("p1")},
-		env: func(name string) (value, bool, error) {
-			if name == "TARGET" {
-				return strValue("qa"), true, nil
-			}
-			return value{}, false, nil
-		},
+		env:    map[string]value{"TARGET": strValue("qa")},
 		assume: map[string]bool{"startswith(github.ref, 'refs/heads/release/')": true},
 	}
 	tests := map[string]struct {
 		expr, want string
 		need       string // an undecided condition
 	}{
-		"input":                {expr: "inputs.target", want: "dev"},
-		"input fallback":       {expr: "inputs.empty || 'prod'", want: "prod"},
-		"missing input":        {expr: "inputs.pipeline || 'sentiment-train'", want: "sentiment-train"},
-		"boolean input":        {expr: "inputs.dry-run && 'x' || 'y'", want: "y"},
-		"index syntax":         {expr: "inputs['target']", want: "dev"},
-		"matrix bool":          {expr: "matrix.destroy && 'unschedule' || 'deploy'", want: "unschedule"},
-		"not":                  {expr: "!matrix.destroy", want: "false"},
-		"event":                {expr: "github.event_name == 'workflow_dispatch'", want: "true"},
-		"case-insensitive ==":  {expr: "'Dev' == inputs.target", want: "true"},
-		"env":                  {expr: "env.TARGET", want: "qa"},
-		"format":               {expr: "format('{0}-{1}', matrix.pipeline, inputs.target)", want: "p1-dev"},
-		"assumed condition":    {expr: "startsWith(github.ref, 'refs/heads/release/') && 'prod' || 'staging'", want: "prod"},
-		"decided startsWith":   {expr: "startsWith(inputs.target, 'd')", want: "true"},
-		"undecided comparison": {expr: "github.ref == 'refs/heads/main'", need: "(github.ref == 'refs/heads/main')"},
-		"undecided truthiness": {expr: "vars.MODE || 'x'", need: "vars.mode"},
-		"status function":      {expr: "always()", need: "always()"},
-		"unknown value":        {expr: "github.sha", want: unknownMark + "github.sha" + unknownMark},
-		"unknown in format":    {expr: "format('{0}', github.sha)", want: unknownMark + "format('{0}', github.sha)" + unknownMark},
+		"input":                 {expr: "inputs.target", want: "dev"},
+		"input fallback":        {expr: "inputs.empty || 'prod'", want: "prod"},
+		"missing input":         {expr: "inputs.pipeline || 'sentiment-train'", want: "sentiment-train"},
+		"boolean input":         {expr: "inputs.dry-run && 'x' || 'y'", want: "y"},
+		"index syntax":          {expr: "inputs['target']", want: "dev"},
+		"matrix bool":           {expr: "matrix.destroy && 'unschedule' || 'deploy'", want: "unschedule"},
+		"not":                   {expr: "!matrix.destroy", want: "false"},
+		"event":                 {expr: "github.event_name == 'workflow_dispatch'", want: "true"},
+		"case-insensitive ==":   {expr: "'Dev' == inputs.target", want: "true"},
+		"env":                   {expr: "env.TARGET", want: "qa"},
+		"format is unknown":     {expr: "format('{0}', inputs.target)", want: markUnknown("format('{0}', inputs.target)")},
+		"number is unknown":     {expr: "github.run_attempt > 1", need: "(github.run_attempt > 1)"},
+		"null equals empty":     {expr: "inputs.pipeline == ''", want: "true"},
+		"mixed kinds undecided": {expr: "inputs.dry-run == 'false'", need: "(inputs.dry-run == 'false')"},
+		"assumed condition":     {expr: "startsWith(github.ref, 'refs/heads/release/') && 'prod' || 'staging'", want: "prod"},
+		"decided startsWith":    {expr: "startsWith(inputs.target, 'd')", want: "true"},
+		"undecided comparison":  {expr: "github.ref == 'refs/heads/main'", need: "(github.ref == 'refs/heads/main')"},
+		"undecided truthiness":  {expr: "vars.MODE || 'x'", need: "vars.mode"},
+		"status function":       {expr: "always()", need: "always()"},
+		"unknown value":         {expr: "github.sha", want: markUnknown("github.sha")},
+		"unknown in format":     {expr: "format('{0}', github.sha)", want: markUnknown("format('{0}', github.sha)")},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			v, err := sc.evalExpr(tc.expr)
+			v, _, err := sc.evalExpr(tc.expr + " }}")
 			var nc *needCondition
 			if tc.need != "" {
 				if !errors.As(err, &nc) || nc.text != tc.need {
@@ -64,7 +63,7 @@ func TestEvalExpr(t *testing.T) {
 			}
 		})
 	}
-	if _, err := sc.evalExpr("inputs.target ||"); err == nil {
+	if _, _, err := sc.evalExpr("inputs.target || }}"); err == nil {
 		t.Error("a malformed expression was accepted")
 	}
 }
@@ -72,57 +71,49 @@ func TestEvalExpr(t *testing.T) {
 func TestScanScript(t *testing.T) {
 	tests := map[string]struct {
 		src  string
-		want []string // each command: line, then its words joined by |
-		ann  annotation
+		want []string // each command: line, then its words as written, joined by |
+		ann  map[string]string
 	}{
 		"simple": {
 			src:  "pipectl run \"$PIPELINE\" --target \"$TARGET\"\n",
-			want: []string{"0: pipectl|run|$PIPELINE|--target|$TARGET"},
+			want: []string{"1: pipectl|run|$PIPELINE|--target|$TARGET"},
 		},
 		"operators and keywords": {
 			src:  "if [ -z \"$x\" ]; then pipectl validate && echo ok; fi\nwhile read -r p; do pipectl plan $p; done <<< \"$pairs\"\n",
-			want: []string{"0: [|-z|$x|]", "0: pipectl|validate", "0: echo|ok", "1: read|-r|p", "1: pipectl|plan|$p"},
+			want: []string{"1: [|-z|$x|]", "1: pipectl|validate", "1: echo|ok", "2: read|-r|p", "2: pipectl|plan|$p"},
 		},
 		"continuation and comment": {
 			src:  "# pipectl run ignored\npipectl plan \\\n  sentiment --json # trailing\n",
-			want: []string{"1: pipectl|plan|sentiment|--json"},
-		},
-		"quotes": {
-			src:  `pipectl plan 'a b' "c $D e" f\ g ""` + "\n",
-			want: []string{"0: pipectl|plan|a b|c $D e|f g|"},
+			want: []string{"2: pipectl|plan|sentiment|--json"},
 		},
 		"command substitution": {
 			src:  "pairs=$(pipectl pipelines --json | jq -r '.[]')\nn=`pipectl version`\n",
-			want: []string{"0: pipectl|pipelines|--json", "0: jq|-r|.[]", "1: pipectl|version"},
+			want: []string{"1: pipectl|pipelines|--json", "1: jq|-r|.[]", "2: pipectl|version"},
 		},
 		"assignment prefix": {
 			src:  "FOO=1 pipectl validate\n",
-			want: []string{"0: pipectl|validate"},
+			want: []string{"1: pipectl|validate"},
 		},
 		"heredoc skipped": {
 			src:  "cat <<EOF\npipectl run nothing\nEOF\npipectl validate\n",
-			want: []string{"0: cat", "3: pipectl|validate"},
+			want: []string{"1: cat", "4: pipectl|validate"},
 		},
-		"case patterns": {
+		"case patterns are not commands": {
 			src:  "case \"$A\" in\na/b) pipectl deploy x ;;\n*) exit 1 ;;\nesac\n",
-			want: []string{"1: a/b", "1: pipectl|deploy|x", "2: *", "2: exit|1"},
+			want: []string{"2: pipectl|deploy|x", "3: exit|1"},
 		},
 		"for list is not a command": {
 			src:  "for p in pipectl other; do echo \"$p\"; done\n",
-			want: []string{"0: echo|$p"},
+			want: []string{"1: echo|$p"},
 		},
 		"redirections": {
 			src:  "pipectl plan x > out.txt 2>&1\necho \"::error::x\" >&2\n",
-			want: []string{"0: pipectl|plan|x", "1: echo|::error::x"},
-		},
-		"echo of pipectl is not pipectl": {
-			src:  "echo \"::group::pipectl plan $p\"\n",
-			want: []string{"0: echo|::group::pipectl plan $p"},
+			want: []string{"1: pipectl|plan|x", "2: echo|::error::x"},
 		},
 		"annotation": {
 			src:  "# pipectl-test: p=each-pipeline t=each-target\npipectl plan \"$p\" --target \"$t\"\n",
-			want: []string{"1: pipectl|plan|$p|--target|$t"},
-			ann:  annotation{"p": "each-pipeline", "t": "each-target"},
+			want: []string{"2: pipectl|plan|$p|--target|$t"},
+			ann:  map[string]string{"p": "each-pipeline", "t": "each-target"},
 		},
 	}
 	for name, tc := range tests {
@@ -134,27 +125,16 @@ func TestScanScript(t *testing.T) {
 			var got []string
 			for _, c := range cmds {
 				var ws []string
-				for _, w := range c.words {
-					var b strings.Builder
-					for _, p := range w {
-						switch {
-						case p.name != "":
-							b.WriteString("$" + p.name)
-						case p.opaque != "":
-							b.WriteString(p.opaque)
-						default:
-							b.WriteString(p.lit)
-						}
-					}
-					ws = append(ws, b.String())
+				for _, w := range c.Args {
+					ws = append(ws, literal(w))
 				}
-				got = append(got, fmt.Sprintf("%d: %s", c.line, strings.Join(ws, "|")))
+				got = append(got, fmt.Sprintf("%d: %s", c.Args[0].Pos().Line(), strings.Join(ws, "|")))
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("commands (-want +got):\n%s", diff)
 			}
 			if tc.ann == nil {
-				tc.ann = annotation{}
+				tc.ann = map[string]string{}
 			}
 			if diff := cmp.Diff(tc.ann, ann); diff != "" {
 				t.Errorf("annotation (-want +got):\n%s", diff)
@@ -168,33 +148,51 @@ func TestScanScript(t *testing.T) {
 	}
 }
 
+func TestExpandWords(t *testing.T) {
+	env := map[string]value{"p": strValue("p1"), "T": strValue("dev"), "S": unknownValue("github.sha")}
+	cmds, _, err := scanScript(`pipectl plan 'a b' "c $T e" f\ g "" ${NOPE:-x} "$p" $S`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := expandWords(cmds[0].Args[1:], env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"plan", "a b", "c dev e", "f g", "", "x", "p1", markUnknown("github.sha")}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestMatrixCombinations(t *testing.T) {
 	tests := map[string]struct {
-		m    Matrix
-		want []map[string]string
+		matrix string
+		want   []map[string]string
 	}{
 		"cross product less exclude": {
-			m: Matrix{Keys: []string{"os", "py"}, Values: map[string][]string{"os": {"a", "b"}, "py": {"1", "2"}},
-				Exclude: []map[string]string{{"os": "b", "py": "2"}}},
-			want: []map[string]string{{"os": "a", "py": "1"}, {"os": "a", "py": "2"}, {"os": "b", "py": "1"}},
+			matrix: "{os: [a, b], py: [1, 2], exclude: [{os: b, py: 2}]}",
+			want:   []map[string]string{{"os": "a", "py": "1"}, {"os": "a", "py": "2"}, {"os": "b", "py": "1"}},
 		},
 		"include extends matching rows and adds the rest": {
-			m: Matrix{Keys: []string{"os"}, Values: map[string][]string{"os": {"a", "b"}},
-				Include: []map[string]string{{"os": "a", "extra": "x"}, {"os": "c"}, {"flag": "f"}}},
-			want: []map[string]string{{"os": "a", "extra": "x", "flag": "f"}, {"os": "b", "flag": "f"}, {"os": "c"}},
+			matrix: "{os: [a, b], include: [{os: a, extra: x}, {os: c}, {flag: f}]}",
+			want:   []map[string]string{{"os": "a", "extra": "x", "flag": "f"}, {"os": "b", "flag": "f"}, {"os": "c"}},
 		},
 		"include only": {
-			m:    Matrix{Include: []map[string]string{{"pipeline": "p1", "destroy": "${{ false }}"}, {"pipeline": "p2"}}},
-			want: []map[string]string{{"pipeline": "p1", "destroy": "${{ false }}"}, {"pipeline": "p2"}},
+			matrix: "{include: [{pipeline: p1, destroy: false}, {pipeline: p2}]}",
+			want:   []map[string]string{{"pipeline": "p1", "destroy": "${{ false }}"}, {"pipeline": "p2"}},
 		},
 		"expression": {
-			m:    Matrix{Expression: "${{ fromJSON(needs.a.outputs.m) }}"},
-			want: []map[string]string{nil},
+			matrix: "${{ fromJSON(needs.a.outputs.m) }}",
+			want:   []map[string]string{nil},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, tc.m.combinations()); diff != "" {
+			src := "on: push\njobs:\n  a:\n    runs-on: x\n    strategy:\n      matrix: " + tc.matrix + "\n    steps:\n      - run: true\n"
+			f, err := Parse("m.yml", []byte(src), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, combinations(f.Jobs()[0].Strategy)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -264,10 +262,10 @@ func TestInvocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]Cron{{Expr: "0 3 1 * *", Line: 4}}, f.Crons); diff != "" {
-		t.Errorf("crons (-want +got):\n%s", diff)
+	if c := f.Crons(); len(c) != 1 || c[0].Value != "0 3 1 * *" || c[0].Pos.Line != 4 {
+		t.Errorf("crons = %v, want 0 3 1 * * at line 4", c)
 	}
-	invs, errs := f.Invocations(Options{Pipelines: map[string][]string{"p1": {"dev", "prod"}, "p2": {"local"}}})
+	invs, errs := f.Invocations(map[string][]string{"p1": {"dev", "prod"}, "p2": {"local"}})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -320,22 +318,22 @@ func TestInvocationErrors(t *testing.T) {
 		run  string
 		want string
 	}{
-		"variable not in env":    {run: `pipectl run "$NOPE"`, want: "fixture.yml:9: run: pipectl run \"$NOPE\": $NOPE is not set by the env:"},
+		"variable not in env":    {run: `pipectl run "$NOPE"`, want: "fixture.yml:10: run: pipectl run \"$NOPE\": $NOPE is not set by the env:"},
 		"unknown expression":     {run: `pipectl run p --set "data.version=${{ github.sha }}"`, want: "depends on github.sha"},
 		"command substitution":   {run: `pipectl run "$(cat name)"`, want: "cannot tell the value of $(cat name)"},
 		"secret":                 {run: `pipectl run p --set x.y=$TOKEN`, want: "depends on secrets.t"},
-		"bad expression":         {run: `pipectl run ${{ inputs. }}`, want: "fixture.yml:9: run: expression"},
+		"bad expression":         {run: `pipectl run ${{ inputs. }}`, want: "fixture.yml:10: run: expression"},
 		"loop without pipelines": {run: "# pipectl-test: p=each-pipeline\npipectl plan $p", want: "no pipelines to range over"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			src := fmt.Sprintf("on: push\npermissions: {}\njobs:\n  a:\n    env:\n      TOKEN: ${{ secrets.T }}\n    steps:\n      - run: |\n          %s\n",
+			src := fmt.Sprintf("on: push\npermissions: {}\njobs:\n  a:\n    runs-on: x\n    env:\n      TOKEN: ${{ secrets.T }}\n    steps:\n      - run: |\n          %s\n",
 				strings.ReplaceAll(tc.run, "\n", "\n          "))
 			f, err := Parse("fixture.yml", []byte(src), false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, errs := f.Invocations(Options{})
+			_, errs := f.Invocations(nil)
 			if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.want) {
 				t.Errorf("errors %v, want one containing %q", errs, tc.want)
 			}
@@ -363,11 +361,11 @@ runs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := f.Jobs[0].Steps[0]
-	if st.UsesComment != "# v6.2.0" || st.UsesLine != 8 {
-		t.Errorf("uses comment %q at line %d", st.UsesComment, st.UsesLine)
+	uses := f.Jobs()[0].Steps[0].Exec.(*actionlint.ExecAction).Uses
+	if c := f.Comment(uses); c != "# v6.2.0" || uses.Pos.Line != 8 {
+		t.Errorf("uses comment %q at line %d", c, uses.Pos.Line)
 	}
-	invs, errs := f.Invocations(Options{})
+	invs, errs := f.Invocations(nil)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
