@@ -135,28 +135,37 @@ func shellExecutor(t fataler) string {
 }
 
 // buildOwnModule builds the main package of the module in src (which must
-// have its own go.mod) into out. It builds with -mod=mod, so that the
-// example keeps building when pipectl's requirements move, against a copy
-// of the module's go.mod and go.sum in tmp, so that the checkout is never
-// modified. GOPROXY is the environment's: offline, the module cache must
-// hold what pipectl itself requires.
+// have its own go.mod) into out.
 func buildOwnModule(src, out, tmp string) error {
-	for _, name := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			return fmt.Errorf("%s is not a module of its own: %v", src, err)
-		}
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
-			return err
-		}
+	cmd, err := ownModuleCommand(src, tmp, "build", "-o", out, ".")
+	if err != nil {
+		return err
 	}
-	cmd := exec.Command("go", "build", "-modfile", filepath.Join(tmp, "go.mod"), "-o", out, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod "+os.Getenv("GOFLAGS"), "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build in %s (its own module): %v\n%s", src, err, b)
 	}
 	return nil
+}
+
+// ownModuleCommand returns the go command that runs args in the module in
+// src with -mod=mod, so that the module keeps building when pipectl's
+// requirements move, against a copy of its go.mod and go.sum in tmp, so
+// that the checkout is never modified. GOPROXY is the environment's:
+// offline, the module cache must hold what pipectl itself requires.
+func ownModuleCommand(src, tmp string, args ...string) (*exec.Cmd, error) {
+	for _, name := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a module of its own: %v", src, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command("go", append([]string{args[0], "-modfile", filepath.Join(tmp, "go.mod")}, args[1:]...)...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod "+os.Getenv("GOFLAGS"), "GOWORK=off")
+	return cmd, nil
 }
 
 func copyExecutable(src, dst string) error {

@@ -169,9 +169,10 @@ func TestBuiltinsRunThroughSelfExec(t *testing.T) {
 // executors.txtar, plugin_specs.txtar) use that build.
 func TestExampleExecutorIsItsOwnModule(t *testing.T) {
 	dir := filepath.Join("..", "..", "examples", "executor-shell")
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Path}} {{.Dir}}", "all")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod "+os.Getenv("GOFLAGS"), "GOWORK=off")
+	cmd, err := ownModuleCommand(dir, t.TempDir(), "list", "-m", "-f", "{{.Path}} {{.Dir}}", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -m all in %s: %v\n%s", dir, err, out)
