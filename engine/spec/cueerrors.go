@@ -113,6 +113,9 @@ func collapse(path []string, errs []errors.Error, fallback func([]string) token.
 			is.kind = kindNotAllowed
 		case strings.HasPrefix(format, "incomplete value"):
 			is.kind = kindIncomplete
+		case strings.HasPrefix(format, "incompatible list lengths") && valueAt != nil && valueAt(path) == "[]":
+			// [] against [x, ...x]: a list that must not be empty.
+			is.msg, is.kind = "must not be empty", kindBound
 		}
 		add(is)
 	}
@@ -191,7 +194,12 @@ func alternatives(errs []errors.Error) (got string, alts []string) {
 
 func message(e errors.Error) string {
 	format, args := e.Msg()
-	return fmt.Sprintf(format, args...)
+	if msg := fmt.Sprintf(format, args...); msg != "" {
+		return msg
+	}
+	// Wrapped OS errors (e.g. a symlink loop) carry their text in Error,
+	// not in Msg.
+	return e.Error()
 }
 
 // userPos returns the first position of the errors that is in a user file.
@@ -255,6 +263,9 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 	case kindConflict:
 		if want, gotType, ok := typeMismatch(is); ok {
 			summary = fmt.Sprintf("%s: invalid value %s (want %s, got %s)", name, is.got, want, gotType)
+			if want == "a whole number" {
+				fix = boundFix[name]
+			}
 			break
 		}
 		if len(is.alternatives) > 1 {
@@ -285,6 +296,7 @@ var boundFix = map[string]string{
 	"host":          "use the workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net",
 	"batch_size":    "use a positive number of rows, e.g. 10000",
 	"min_delta":     "min_delta is a non-negative difference in the metric, e.g. 0.01",
+	"candidates":    `list the train stages to compare, e.g. candidates: ["train_lr", "train_nb"]`,
 }
 
 func isSecretName(name string) bool {
@@ -404,12 +416,19 @@ func typeMismatch(is cueIssue) (want, got string, ok bool) {
 		if other == gotKind {
 			return "", "", false
 		}
-		if other == "float" || other == "int" {
+		switch {
+		case other == "int" && gotKind == "float":
+			// 1.5 where an int is wanted: both are numbers, so say which.
+			other, gotKind = "whole number", "fraction"
+		case other == "float" || other == "int":
 			other = "number"
 		}
 		if !slices.Contains(wants, other) {
 			wants = append(wants, other)
 		}
+	}
+	if slices.Contains(wants, "whole number") {
+		wants = []string{"whole number"}
 	}
 	return article(strings.Join(wants, " or ")), article(gotKind), true
 }
@@ -442,6 +461,10 @@ func article(kind string) string {
 		return "a " + kind
 	case "null":
 		return "null"
+	case "whole number":
+		return "a whole number"
+	case "fraction":
+		return "a fraction"
 	}
 	return kind
 }

@@ -4,12 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	stderrors "errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"cuelang.org/go/cue"
@@ -94,7 +97,10 @@ func (l *loader) groupArgs(paths []string) [][]string {
 		fi, err := os.Stat(abs)
 		if err != nil {
 			d := diag.Errorf(diag.Pos{File: abs}, "", "cannot read spec path %s: %v", p, unwrapPathErr(err))
-			if p == DefaultDir {
+			switch {
+			case stderrors.Is(err, syscall.ELOOP):
+				d = d.WithFix("a symbolic link points back to itself (a loop): remove it or point it at the spec directory")
+			case p == DefaultDir:
 				d = d.WithFix("run pipectl in the project root, or pass the spec directory or files as arguments")
 			}
 			l.diags = append(l.diags, d)
@@ -165,6 +171,9 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 	if err == nil {
 		return
 	}
+	if l.addPathErrors(err) {
+		return
+	}
 	fallback := func(p []string) token.Pos { return rawPos(raw, trimPrefix(p, strip)) }
 	valueAt := func(p []string) string {
 		if !raw.Exists() {
@@ -194,6 +203,26 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 		l.diags = append(l.diags, d)
 		l.markError(field)
 	}
+}
+
+// addPathErrors reports file-system errors met while loading (a symlink
+// loop, a file that cannot be read) at the file they name, and reports
+// whether err held only such errors.
+func (l *loader) addPathErrors(err error) bool {
+	var ds diag.Diagnostics
+	for _, e := range errors.Errors(err) {
+		var pe *fs.PathError
+		if !stderrors.As(e, &pe) {
+			return false
+		}
+		d := diag.Errorf(diag.Pos{File: pe.Path}, "", "cannot read %s: %v", filepath.Base(pe.Path), pe.Err)
+		if stderrors.Is(pe.Err, syscall.ELOOP) {
+			d = d.WithFix("a symbolic link points back to itself (a loop): remove it or point it at a file")
+		}
+		ds = append(ds, d)
+	}
+	l.diags = append(l.diags, ds...)
+	return len(ds) > 0
 }
 
 func firstPos(err error) token.Pos {
