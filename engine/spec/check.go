@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 
@@ -60,6 +61,19 @@ func CheckSegment(s string) string {
 		return "must start with a letter or digit and contain only letters, digits, '.', '_' and '-'"
 	}
 	return ""
+}
+
+// duration parses a duration field. One the schema accepted (#Duration;
+// a schema error marks the field) but Go cannot hold is reported: it would
+// silently mean "no timeout".
+func (l *loader) duration(s string, raw cue.Value, path []string) time.Duration {
+	d, err := time.ParseDuration(s)
+	field := joinPath(path)
+	if err != nil && s != "" && !l.hasError(field) {
+		l.add(diag.Errorf(l.posAt(raw, path...), field, "%s: %q is too long", lastElem(path), s).
+			WithFix("the longest duration is 2562047h (about 292 years); a stage timeout is hours, e.g. 6h"))
+	}
+	return d
 }
 
 func (l *loader) add(d diag.Diagnostic) {

@@ -254,7 +254,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 			}
 		}
 	case kindBound:
-		summary = name + ": " + is.msg
+		summary = name + ": " + strings.Replace(is.msg, `(out of bound =~"[1-9]")`, "(must be above zero)", 1)
 		fix = boundFix[name]
 		if len(is.path) > 1 && is.path[len(is.path)-2] == "pass_env" {
 			summary = fmt.Sprintf("pass_env[%s]: %s", name, is.msg)
@@ -291,7 +291,7 @@ var boundFix = map[string]string{
 	"test_size":     "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.2)",
 	"holdout_size":  "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.1)",
 	"retries":       "retries is a whole number from 0 to 10",
-	"timeout":       "write a duration such as 90s, 15m or 2h",
+	"timeout":       "write a duration above zero such as 90s, 15m or 2h",
 	"retry_backoff": "write a duration such as 10s or 1m",
 	"host":          "use the workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net",
 	"batch_size":    "use a positive number of rows, e.g. 10000",

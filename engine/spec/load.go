@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -510,8 +509,8 @@ func (l *loader) decodeStage(name string, sv, raw cue.Value, path []string) *Sta
 		ParamPos: map[string]diag.Pos{},
 	}
 	_ = sv.LookupPath(cue.ParsePath("needs")).Decode(&s.Needs)
-	s.Timeout, _ = time.ParseDuration(str(sv, "timeout"))
-	s.RetryBackoff, _ = time.ParseDuration(str(sv, "retry_backoff"))
+	s.Timeout = l.duration(str(sv, "timeout"), raw, append(slices.Clone(path), "timeout"))
+	s.RetryBackoff = l.duration(str(sv, "retry_backoff"), raw, append(slices.Clone(path), "retry_backoff"))
 	if s.Type == TypeCustom {
 		_ = sv.LookupPath(cue.ParsePath("outputs")).Decode(&s.Outputs)
 	} else {
@@ -575,8 +574,10 @@ func (l *loader) decodeTarget(name string, tv, raw cue.Value, path []string) *Ta
 					o.Retries = &v
 				}
 			}
-			if d, err := time.ParseDuration(str(ov, "timeout")); err == nil {
-				o.Timeout = &d
+			if t := str(ov, "timeout"); t != "" {
+				if d := l.duration(t, raw, append(slices.Clone(opath), "timeout")); d > 0 {
+					o.Timeout = &d
+				}
 			}
 			rp := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(opath), "params"))...))
 			if rp.Exists() {
