@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,8 +90,11 @@ func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 	}
 	if p.Schedule != "" {
 		if _, err := schedule.Parse(p.Schedule); err != nil {
-			l.add(diag.Errorf(l.posAt(raw, "pipelines", p.Name, "schedule"), p.Path+".schedule", "%v", err).
-				WithFix(`write minute hour day-of-month month day-of-week in UTC, e.g. "0 3 1 * *" (03:00 on the 1st)`))
+			fix := `write minute hour day-of-month month day-of-week in UTC, e.g. "0 3 1 * *" (03:00 on the 1st)`
+			if errors.Is(err, schedule.ErrNeverFires) {
+				fix = "pick a day the listed months have (1-28 always exist), or add a month that has it"
+			}
+			l.add(diag.Errorf(l.posAt(raw, "pipelines", p.Name, "schedule"), p.Path+".schedule", "%v", err).WithFix("%s", fix))
 		}
 	}
 	// scheduler always has its default; only a value the user wrote
