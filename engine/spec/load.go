@@ -134,8 +134,20 @@ func unwrapPathErr(err error) error {
 }
 
 func (l *loader) loadInstance(args []string) {
-	cfg := &load.Config{Dir: l.opts.Root}
-	insts := load.Instances(args, cfg)
+	// Load from the package's own directory: CUE names a directory outside
+	// Dir by a relative import path it then refuses as non-canonical
+	// ("./../x"), so a specs folder outside the project root would fail.
+	dir := args[0]
+	rel := []string{"."}
+	if filepath.Ext(dir) == ".cue" {
+		dir = filepath.Dir(dir)
+		rel = rel[:0]
+		for _, f := range args {
+			rel = append(rel, "./"+filepath.Base(f))
+		}
+	}
+	cfg := &load.Config{Dir: dir}
+	insts := load.Instances(rel, cfg)
 	for _, inst := range insts {
 		if inst.Err != nil {
 			l.addCUEError(inst.Err, nil, cue.Value{})
