@@ -50,6 +50,10 @@ type loader struct {
 	project  *Project
 	// current is the user's value of the package being checked.
 	current cue.Value
+	// defined is where each pipeline name was first defined; twice lists
+	// names defined in two files (checkDefinedOnce).
+	defined map[string]token.Pos
+	twice   []string
 }
 
 // Load loads the spec packages at paths (directories, or .cue files loaded
@@ -161,6 +165,7 @@ func (l *loader) loadInstance(args []string) {
 				WithFix("specs are CUE files with a top-level pipelines: {...}"))
 			continue
 		}
+		l.checkDefinedOnce(inst)
 		raw := l.schema.ctx.BuildInstance(inst)
 		if err := raw.Err(); err != nil {
 			// Syntax and reference errors: nothing more can be said.
@@ -464,6 +469,9 @@ func (l *loader) decodePipelines(unified, raw cue.Value) {
 		pv := it.Value()
 		path := "pipelines." + name
 		if prev, ok := l.project.Pipelines[name]; ok {
+			if slices.Contains(l.twice, name) {
+				continue // reported by checkDefinedOnce, with both files
+			}
 			l.diags = append(l.diags, diag.Errorf(l.posAt(raw, "pipelines", name), path,
 				"pipeline %q is defined twice", name).
 				WithDetail("first defined at %s", prev.Pos).
