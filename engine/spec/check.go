@@ -138,6 +138,7 @@ func (l *loader) checkStages(p *Pipeline, raw cue.Value) {
 		}
 		if st.Type == TypeEvaluate {
 			l.checkCandidates(p, st, raw)
+			l.checkCandidateModels(p, st, raw)
 		}
 		l.checkRefs(p, st, st.Params, st.ParamPos, st.Path+".params")
 	}
