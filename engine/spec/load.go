@@ -496,6 +496,7 @@ func (l *loader) decodePipeline(name string, pv, raw cue.Value) *Pipeline {
 		Stages:        map[string]*Stage{},
 		Path:          joinPath(base),
 		Pos:           l.posAt(raw, base...),
+		root:          l.opts.Root,
 	}
 	_ = pv.LookupPath(cue.ParsePath("tags")).Decode(&p.Tags)
 	if b, err := pv.MarshalJSON(); err == nil {
