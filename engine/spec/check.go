@@ -426,7 +426,7 @@ func (l *loader) checkStageOnTarget(p *Pipeline, t *Target, st *Stage) {
 	for _, d := range ds {
 		l.add(d)
 	}
-	l.checkInputWarnings(p, t, st)
+	l.checkTargetInputs(p, t, st)
 }
 
 func splitPath(p string) []string { return strings.Split(p, ".") }

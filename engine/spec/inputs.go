@@ -45,50 +45,57 @@ func (s *Schema) markedParams(stageType, kind string) []string {
 	return out
 }
 
-// inputIssues checks the marked parameters of a stage on a target: an
-// encoding Python does not know, and a local input path that does not
-// exist on a stage the local executor runs. Paths with references are
-// known only at run time (see inputWarnings); other executors read paths
-// pipectl cannot see (Databricks Volumes). The caller holds s.mu.
-func (p *Pipeline) inputIssues(s *Schema, target, stage string, resolved map[string]any) []ParamIssue {
-	st := p.Stages[stage]
+// encodingIssues reports @pipectl(encoding) parameters that name no text
+// encoding Python knows. The caller holds s.mu.
+func (p *Pipeline) encodingIssues(s *Schema, stage string, resolved map[string]any) []ParamIssue {
 	var out []ParamIssue
-	for _, k := range s.markedParams(st.Type, markEncoding) {
+	for _, k := range s.markedParams(p.Stages[stage].Type, markEncoding) {
 		if v, ok := resolved[k].(string); ok && !strings.Contains(v, "${") && !KnownEncoding(v) {
 			out = append(out, ParamIssue{Field: k,
 				Summary: fmt.Sprintf("%s %q is not a text encoding Python knows", k, truncate(v)),
 				Fix:     "use a Python codec name such as utf-8, utf-8-sig, latin-1 or cp1252 (the list: schemas/encodings.txt)"})
 		}
 	}
-	if p.StageExecutor(target, stage) != ExecutorLocal {
-		return out
-	}
-	for _, k := range s.markedParams(st.Type, markInput) {
-		v, ok := resolved[k].(string)
-		if !ok || v == "" || strings.Contains(v, "${") {
-			continue
-		}
-		if _, err := os.Stat(p.localPath(v)); err != nil {
-			out = append(out, ParamIssue{Field: k,
-				Summary: fmt.Sprintf("%s %s: %s", k, v, statReason(err)),
-				Fix:     "check the path: relative paths are relative to the project root (the working directory, or -C DIR)"})
-		}
-	}
 	return out
 }
 
-// inputWarnings returns warnings for input paths known only at run time
-// (they contain a reference such as ${run.date}) whose fixed directory,
-// before the first reference, does not exist on a local stage.
-func (p *Pipeline) inputWarnings(s *Schema, target, stage string, resolved map[string]any) []ParamIssue {
-	if p.StageExecutor(target, stage) != ExecutorLocal {
+// CheckInputs checks the @pipectl(input) parameters of a stage on a target
+// (resolved: its parameters from ResolveParams; sets: the --set values,
+// for positions). On a stage the local executor runs, a path that does not
+// exist is an error. A path with a reference is known only at run time: a
+// warning when its fixed directory (before the first reference) is
+// missing. Other executors read paths pipectl cannot see here (Databricks
+// Volumes), so they are not checked.
+//
+// validate checks every target (Options.CheckInputs); plan and run check
+// the target they run, so a file only a local target reads does not stop
+// a run on Databricks.
+func (p *Pipeline) CheckInputs(s *Schema, target, stage string, resolved, sets map[string]any) diag.Diagnostics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.checkInputs(s, target, stage, resolved, sets)
+}
+
+// checkInputs is CheckInputs with s.mu held.
+func (p *Pipeline) checkInputs(s *Schema, target, stage string, resolved, sets map[string]any) diag.Diagnostics {
+	st := p.Stages[stage]
+	if st == nil || p.StageExecutor(target, stage) != ExecutorLocal {
 		return nil
 	}
-	var out []ParamIssue
-	for _, k := range s.markedParams(p.Stages[stage].Type, markInput) {
+	keys := s.markedParams(st.Type, markInput)
+	var ds diag.Diagnostics
+	for _, k := range keys {
 		v, ok := resolved[k].(string)
+		if !ok || v == "" {
+			continue
+		}
+		pos, path := p.paramWhere(target, stage, k, sets)
 		i := strings.Index(v, "${")
-		if !ok || i < 0 {
+		if i < 0 {
+			if _, err := os.Stat(p.localPath(v)); err != nil {
+				ds = append(ds, diag.Errorf(pos, path, "%s %s: %s", k, v, statReason(err)).
+					WithFix("check the path: relative paths are relative to the project root (the working directory, or -C DIR)"))
+			}
 			continue
 		}
 		dir := filepath.Dir(v[:i] + "x")
@@ -96,12 +103,31 @@ func (p *Pipeline) inputWarnings(s *Schema, target, stage string, resolved map[s
 			continue
 		}
 		if _, err := os.Stat(p.localPath(dir)); err != nil {
-			out = append(out, ParamIssue{Field: k,
-				Summary: fmt.Sprintf("%s %s is known only at run time; its directory %s %s", k, v, dir, statReason(err)),
-				Fix:     "create the directory, or check the path (relative to the project root)"})
+			d := diag.Errorf(pos, path, "%s %s is known only at run time; its directory %s %s", k, v, dir, statReason(err)).
+				WithFix("create the directory, or check the path (relative to the project root)")
+			d.Severity = diag.Warning
+			ds = append(ds, d)
 		}
 	}
-	return out
+	return ds
+}
+
+// paramWhere returns the position and field path of a stage parameter on
+// a target: --set, the target's override, or the stage.
+func (p *Pipeline) paramWhere(target, stage, key string, sets map[string]any) (diag.Pos, string) {
+	st := p.Stages[stage]
+	if hasKey(sets, key) {
+		return diag.Pos{}, fmt.Sprintf("--set %s.%s", stage, key)
+	}
+	if t := p.Targets[target]; t != nil {
+		if o := t.Stages[stage]; o != nil && hasKey(o.Params, key) {
+			return o.ParamPos[key], o.Path + ".params." + key
+		}
+	}
+	if pos, ok := st.ParamPos[key]; ok {
+		return pos, st.Path + ".params." + key
+	}
+	return st.Pos, st.Path + ".params." + key
 }
 
 func (p *Pipeline) localPath(v string) string {
@@ -120,22 +146,17 @@ func statReason(err error) string {
 	}
 }
 
-// checkInputWarnings adds the run-time path warnings of a stage on a
-// target to the diagnostics (validate and every command that loads specs).
-func (l *loader) checkInputWarnings(p *Pipeline, t *Target, st *Stage) {
+// checkTargetInputs adds CheckInputs' diagnostics of a stage on a target
+// when Options.CheckInputs is set (validate).
+func (l *loader) checkTargetInputs(p *Pipeline, t *Target, st *Stage) {
+	if !l.opts.CheckInputs {
+		return
+	}
 	resolved, ds := p.resolveParams(l.schema, t.Name, st.Name, nil)
 	if ds.HasErrors() {
 		return
 	}
-	for _, is := range p.inputWarnings(l.schema, t.Name, st.Name, resolved) {
-		pos, path := st.Pos, st.Path+".params."+is.Field
-		if o := t.Stages[st.Name]; o != nil && hasKey(o.Params, is.Field) {
-			pos, path = o.ParamPos[is.Field], o.Path+".params."+is.Field
-		} else if hp, ok := st.ParamPos[is.Field]; ok {
-			pos = hp
-		}
-		l.diags = append(l.diags, diag.Diagnostic{Severity: diag.Warning, Pos: pos, Path: path, Summary: is.Summary, Fix: is.Fix})
-	}
+	l.diags = append(l.diags, p.checkInputs(l.schema, t.Name, st.Name, resolved, nil)...)
 }
 
 var (

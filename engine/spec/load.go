@@ -37,6 +37,10 @@ type Options struct {
 	// ExecutorHint explains, in an unknown-executor diagnostic, which
 	// executors exist.
 	ExecutorHint string
+	// CheckInputs checks that the local input files of every target exist
+	// (Pipeline.CheckInputs); validate sets it. Without it, plan and run
+	// check only the target they run.
+	CheckInputs bool
 }
 
 // loader carries one Load call's state.

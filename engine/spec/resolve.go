@@ -52,7 +52,7 @@ func (p *Pipeline) resolveParams(s *Schema, target, stage string, sets map[strin
 		issues = checkResolved(st.Type, resolved, merged, s)
 	}
 	if len(issues) == 0 {
-		issues = p.inputIssues(s, target, stage, resolved)
+		issues = p.encodingIssues(s, stage, resolved)
 	}
 	var ds diag.Diagnostics
 	for _, is := range issues {
