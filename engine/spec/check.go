@@ -106,6 +106,7 @@ func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 	}
 	l.checkStages(p, raw)
 	l.checkTargets(p, raw)
+	l.warnSecrets(p, raw)
 }
 
 func (l *loader) checkStages(p *Pipeline, raw cue.Value) {

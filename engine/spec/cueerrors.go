@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/secret"
 )
 
 // cueIssue is one problem reported by CUE at one path, after collapsing the
@@ -244,7 +245,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		case parent == "model_params" && modelType != "":
 			summary = fmt.Sprintf("unknown model parameter %q for %s", name, modelType)
 			fix = "valid parameters: " + strings.Join(valid, ", ")
-		case parent == "databricks" && isSecretName(name):
+		case parent == "databricks" && secret.Name(name):
 			summary = fmt.Sprintf("%q is not allowed in a spec: credentials never go in specs", name)
 			fix = "remove it; authenticate with DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET, DATABRICKS_AUTH_TYPE=github-oidc or a profile of ~/.databrickscfg"
 		default:
@@ -297,11 +298,6 @@ var boundFix = map[string]string{
 	"batch_size":    "use a positive number of rows, e.g. 10000",
 	"min_delta":     "min_delta is a non-negative difference in the metric, e.g. 0.01",
 	"candidates":    `list the train stages to compare, e.g. candidates: ["train_lr", "train_nb"]`,
-}
-
-func isSecretName(name string) bool {
-	n := strings.ToLower(name)
-	return strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "password")
 }
 
 func without(list []string, s string) []string {
