@@ -66,7 +66,14 @@ type App struct {
 // loadProject loads the spec packages at paths (default specs/), prints
 // every diagnostic to stderr, and fails with exit 2 when there is an error.
 func (a *App) loadProject(paths []string) (*spec.Project, error) {
-	proj, ds := spec.Load(paths, spec.Options{Root: a.Root, Executors: a.knownExecutor})
+	return a.loadProjectWith(paths, spec.Options{})
+}
+
+// loadProjectWith is loadProject with options beyond the root and the
+// executors (validate checks every target's local inputs).
+func (a *App) loadProjectWith(paths []string, opts spec.Options) (*spec.Project, error) {
+	opts.Root, opts.Executors = a.Root, a.knownExecutor
+	proj, ds := spec.Load(paths, opts)
 	a.printDiagnostics(ds)
 	if ds.HasErrors() {
 		fmt.Fprintf(a.Stderr, "pipectl: specs are invalid: %s\n", ds.Summary())

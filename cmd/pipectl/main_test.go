@@ -51,7 +51,8 @@ func (futureExecutor) Describe(context.Context) (executor.Info, error) {
 // TestScripts, then review the diff.
 //
 // Every script starts in $WORK with stub notebooks/*.py (so that small
-// specs can use the default notebooks), $REPO set to the repository root
+// specs can use the default notebooks), a header-only raw.csv (a source
+// that exists), $REPO set to the repository root
 // and $HOME to $WORK/home.
 func TestScripts(t *testing.T) {
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
@@ -69,6 +70,13 @@ func TestScripts(t *testing.T) {
 			// repository's own .pipectl (a developer's runs and cache).
 			env.Setenv("PIPECTL_STATE_DIR", filepath.Join(env.WorkDir, ".pipectl"))
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			// An empty raw.csv, so that small specs can name a local source
+			// that exists (validate checks it); a script's own raw.csv wins.
+			if raw := filepath.Join(env.WorkDir, "raw.csv"); !fileExists(raw) {
+				if err := os.WriteFile(raw, []byte("Sentence,Sentiment\n"), 0o644); err != nil {
+					return err
+				}
+			}
 			for _, nb := range []string{"create_data", "train_model", "evaluate_models", "run_inference"} {
 				path := filepath.Join(env.WorkDir, "notebooks", nb+".py")
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -186,4 +194,9 @@ func copyExecutable(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

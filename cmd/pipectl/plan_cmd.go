@@ -12,6 +12,7 @@ import (
 
 	"github.com/pipectl/pipectl/engine/plan"
 	runner "github.com/pipectl/pipectl/engine/run"
+	"github.com/pipectl/pipectl/engine/secret"
 	"github.com/pipectl/pipectl/engine/spec"
 )
 
@@ -136,6 +137,7 @@ func writePlanJSON(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Deci
 	}
 	for name, st := range pl.Stages {
 		params, _ := st.RenderParams(nil)
+		params = secret.Params(params) // credentials show as ***
 		needs := st.Needs
 		if needs == nil {
 			needs = []string{}
@@ -174,6 +176,7 @@ func writePlanText(w io.Writer, pl *plan.Plan, decisions map[string]*runner.Deci
 				writeDecision(w, d, explain)
 			}
 			params, _ := st.RenderParams(nil)
+			params = secret.Params(params) // credentials show as ***
 			width := 0
 			for k := range params {
 				width = max(width, len(k))

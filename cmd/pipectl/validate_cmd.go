@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pipectl/pipectl/engine/spec"
 )
 
 // ValidateCmd checks spec packages.
@@ -13,7 +15,9 @@ type ValidateCmd struct {
 // Run prints every problem to stderr (exit 2) or a one-line summary to
 // stdout.
 func (c *ValidateCmd) Run(app *App) error {
-	proj, err := app.loadProject(c.Paths)
+	// Every target's local inputs must exist; plan and run check only the
+	// target they run.
+	proj, err := app.loadProjectWith(c.Paths, spec.Options{CheckInputs: true})
 	if err != nil {
 		return err
 	}

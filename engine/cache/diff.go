@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/pipectl/pipectl/engine/secret"
 )
 
 // Reasons a stage will run, in the words plan prints.
@@ -64,6 +66,9 @@ func Diff(old, cur Components) []Change {
 	for _, k := range slices.Sorted(maps.Keys(union(old.Params, cur.Params))) {
 		o, okOld := old.Params[k]
 		c, okCur := cur.Params[k]
+		// Values that look like credentials are masked (engine/secret):
+		// plan --explain prints these details.
+		o, c = secret.String(k, o), secret.String(k, c)
 		switch {
 		case !okOld:
 			add(ReasonParams, "%s: added (%s)", k, short(c))
@@ -71,13 +76,15 @@ func Diff(old, cur Components) []Change {
 			add(ReasonParams, "%s: removed (was %s)", k, short(o))
 		case o != c:
 			add(ReasonParams, "%s: %s → %s", k, short(o), short(c))
+		case old.Params[k] != cur.Params[k]:
+			add(ReasonParams, "%s: changed (%s)", k, secret.Mask)
 		}
 	}
 	if old.Executor != cur.Executor {
 		add(ReasonExecutor, "%s → %s", old.Executor, cur.Executor)
 	}
 	if old.Config != cur.Config {
-		add(ReasonConfig, "%s → %s", short(old.Config), short(cur.Config))
+		add(ReasonConfig, "%s → %s", short(secret.Text(old.Config)), short(secret.Text(cur.Config)))
 	}
 	switch {
 	case old.Requirements != cur.Requirements:

@@ -94,6 +94,9 @@ func Build(s *spec.Schema, p *spec.Pipeline, opts Options) (*Plan, diag.Diagnost
 	resolved := map[string]map[string]any{}
 	for _, sn := range p.StageNames() {
 		params, pds := resolveWithSets(s, p, tn, sn, sets[sn])
+		if !pds.HasErrors() {
+			pds = append(pds, p.CheckInputs(s, tn, sn, params, setValues(sets[sn]))...)
+		}
 		ds = append(ds, pds...)
 		resolved[sn] = params
 	}
@@ -147,6 +150,15 @@ func resolveWithSets(s *spec.Schema, p *spec.Pipeline, target, stage string, set
 		}
 	}
 	return p.ResolveParams(s, target, stage, typed)
+}
+
+// setValues returns the --set keys of one stage, for positions.
+func setValues(sets map[string]Set) map[string]any {
+	out := make(map[string]any, len(sets))
+	for k, set := range sets {
+		out[k] = set.Raw
+	}
+	return out
 }
 
 func parseValue(raw string) any {

@@ -35,6 +35,7 @@ func load(t *testing.T) (*spec.Schema, *spec.Pipeline) {
 	for _, nb := range []string{"create_data", "train_model", "evaluate_models", "run_inference"} {
 		write(t, filepath.Join(root, "notebooks", nb+".py"), "# Databricks notebook source\n")
 	}
+	write(t, filepath.Join(root, "raw.csv"), "Sentence,Sentiment\n") // the local source must exist
 	write(t, filepath.Join(root, "specs", "p.cue"), demo)
 	proj, ds := spec.Load(nil, spec.Options{Root: root})
 	if ds.HasErrors() {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pipectl/pipectl/engine/secret"
 )
 
 // Log is one stage's log file. Each line is
@@ -25,6 +27,16 @@ type Log struct {
 	mu sync.Mutex
 	f  *os.File
 	w  *bufio.Writer
+	// redact masks credentials in every line (engine/secret).
+	redact *secret.Redactor
+}
+
+// Redact masks the given secret values, besides every credential-shaped
+// text, in the lines written from now on.
+func (l *Log) Redact(values []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.redact = secret.NewRedactor(values)
 }
 
 var stageNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
@@ -55,7 +67,7 @@ func (l *Log) Line(t time.Time, attempt int, stream, text string) {
 	defer l.mu.Unlock()
 	ts := t.UTC().Format("2006-01-02T15:04:05.000Z")
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		fmt.Fprintf(l.w, "%s #%d %s | %s\n", ts, attempt, stream, line)
+		fmt.Fprintf(l.w, "%s #%d %s | %s\n", ts, attempt, stream, l.redact.String(line))
 	}
 	// Flush each line: a crash must not lose the lines before it, and
 	// `pipectl logs` may read while the run goes on.

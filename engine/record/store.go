@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pipectl/pipectl/engine/secret"
 	"github.com/pipectl/pipectl/internal/atomicfile"
 )
 
@@ -118,9 +119,22 @@ func (s *Store) Save(r *Run) error {
 	return s.SaveBytes(r.ID, b)
 }
 
-// Marshal renders r as run.json.
+// Marshal renders r as run.json. Parameters that look like credentials
+// are masked (engine/secret): run records never hold them.
 func Marshal(r *Run) ([]byte, error) {
-	b, err := json.MarshalIndent(r, "", "  ")
+	masked := *r
+	if len(r.Stages) > 0 {
+		masked.Stages = make(map[string]*Stage, len(r.Stages))
+		for name, st := range r.Stages {
+			if st != nil && len(st.Params) > 0 {
+				c := *st
+				c.Params = secret.Params(st.Params)
+				st = &c
+			}
+			masked.Stages[name] = st
+		}
+	}
+	b, err := json.MarshalIndent(&masked, "", "  ")
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pipectl/pipectl/engine/cache"
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/record"
+	"github.com/pipectl/pipectl/engine/secret"
 )
 
 // maxBackoff caps the wait between attempts.
@@ -56,6 +57,8 @@ func (e *execution) runStage(ctx context.Context, name string) stageDone {
 		return stageDone{name: name, status: record.Failed, decision: d, failure: &executor.Failure{Message: "cannot open the stage log: " + err.Error()}}
 	}
 	defer log.Close()
+	// A notebook may print a credential it was given: the log masks it.
+	log.Redact(secret.Values(d.Params))
 	return e.attempts(ctx, st.Name, d, log)
 }
 

@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,12 +33,40 @@ func Parse(expr string) (*Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %v", expr, err)
 	}
+	if spec, ok := s.(*cron.SpecSchedule); ok && !firesSomeDay(spec) {
+		return nil, fmt.Errorf("schedule %q %w: no month in %q has a day %s", expr, ErrNeverFires, f[3], f[2])
+	}
 	out := &Schedule{sched: s}
 	copy(out.fields[:], f)
 	if _, err := out.Quartz(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// ErrNeverFires is returned for a valid expression that names no real
+// date, such as February 31.
+var ErrNeverFires = errors.New("never fires")
+
+// daysIn is the longest each month gets (February in a leap year).
+var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+// firesSomeDay reports whether some day of the month field falls in some
+// month of the month field: "0 0 31 2 *" and "0 0 31 4,6 *" never fire.
+// A restricted day of the week with day-of-month "*" always fires (and
+// both restricted is refused by Quartz).
+func firesSomeDay(s *cron.SpecSchedule) bool {
+	for m := 1; m <= 12; m++ {
+		if s.Month&(1<<uint(m)) == 0 {
+			continue
+		}
+		for d := 1; d <= daysIn[m]; d++ {
+			if s.Dom&(1<<uint(d)) != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // GitHub returns the expression for on.schedule.cron in a workflow.

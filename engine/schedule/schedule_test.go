@@ -22,6 +22,12 @@ func TestQuartz(t *testing.T) {
 		"descriptor":     {cron: "@daily", err: "has 1 fields, want 5"},
 		"bad minute":     {cron: "61 3 1 * *", err: "above maximum"},
 		"empty":          {cron: "", err: "has 0 fields"},
+		"feb 31":         {cron: "0 0 31 2 *", err: "never fires"},
+		"feb 30-31":      {cron: "0 0 30-31 2 *", err: "never fires"},
+		"apr jun 31":     {cron: "0 0 31 4,6 *", err: "never fires"},
+		"feb 29 leap":    {cron: "0 0 29 2 *", quartz: "0 0 0 29 2 ?"},
+		"31 some months": {cron: "0 0 31 4,7 *", quartz: "0 0 0 31 4,7 ?"},
+		"last days":      {cron: "0 0 28-31 * *", quartz: "0 0 0 28-31 * ?"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

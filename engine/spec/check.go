@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue"
 
@@ -62,6 +64,19 @@ func CheckSegment(s string) string {
 	return ""
 }
 
+// duration parses a duration field. One the schema accepted (#Duration;
+// a schema error marks the field) but Go cannot hold is reported: it would
+// silently mean "no timeout".
+func (l *loader) duration(s string, raw cue.Value, path []string) time.Duration {
+	d, err := time.ParseDuration(s)
+	field := joinPath(path)
+	if err != nil && s != "" && !l.hasError(field) {
+		l.add(diag.Errorf(l.posAt(raw, path...), field, "%s: %q is too long", lastElem(path), s).
+			WithFix("the longest duration is 2562047h (about 292 years); a stage timeout is hours, e.g. 6h"))
+	}
+	return d
+}
+
 func (l *loader) add(d diag.Diagnostic) {
 	l.diags = append(l.diags, d)
 	l.markError(d.Path)
@@ -75,8 +90,11 @@ func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 	}
 	if p.Schedule != "" {
 		if _, err := schedule.Parse(p.Schedule); err != nil {
-			l.add(diag.Errorf(l.posAt(raw, "pipelines", p.Name, "schedule"), p.Path+".schedule", "%v", err).
-				WithFix(`write minute hour day-of-month month day-of-week in UTC, e.g. "0 3 1 * *" (03:00 on the 1st)`))
+			fix := `write minute hour day-of-month month day-of-week in UTC, e.g. "0 3 1 * *" (03:00 on the 1st)`
+			if errors.Is(err, schedule.ErrNeverFires) {
+				fix = "pick a day the listed months have (1-28 always exist), or add a month that has it"
+			}
+			l.add(diag.Errorf(l.posAt(raw, "pipelines", p.Name, "schedule"), p.Path+".schedule", "%v", err).WithFix("%s", fix))
 		}
 	}
 	// scheduler always has its default; only a value the user wrote
@@ -88,6 +106,7 @@ func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 	}
 	l.checkStages(p, raw)
 	l.checkTargets(p, raw)
+	l.warnSecrets(p, raw)
 }
 
 func (l *loader) checkStages(p *Pipeline, raw cue.Value) {
@@ -120,6 +139,7 @@ func (l *loader) checkStages(p *Pipeline, raw cue.Value) {
 		}
 		if st.Type == TypeEvaluate {
 			l.checkCandidates(p, st, raw)
+			l.checkCandidateModels(p, st, raw)
 		}
 		l.checkRefs(p, st, st.Params, st.ParamPos, st.Path+".params")
 	}
@@ -407,6 +427,7 @@ func (l *loader) checkStageOnTarget(p *Pipeline, t *Target, st *Stage) {
 	for _, d := range ds {
 		l.add(d)
 	}
+	l.checkTargetInputs(p, t, st)
 }
 
 func splitPath(p string) []string { return strings.Split(p, ".") }

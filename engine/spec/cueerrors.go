@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/pipectl/pipectl/engine/diag"
+	"github.com/pipectl/pipectl/engine/secret"
 )
 
 // cueIssue is one problem reported by CUE at one path, after collapsing the
@@ -113,6 +114,9 @@ func collapse(path []string, errs []errors.Error, fallback func([]string) token.
 			is.kind = kindNotAllowed
 		case strings.HasPrefix(format, "incomplete value"):
 			is.kind = kindIncomplete
+		case strings.HasPrefix(format, "incompatible list lengths") && valueAt != nil && valueAt(path) == "[]":
+			// [] against [x, ...x]: a list that must not be empty.
+			is.msg, is.kind = "must not be empty", kindBound
 		}
 		add(is)
 	}
@@ -191,7 +195,12 @@ func alternatives(errs []errors.Error) (got string, alts []string) {
 
 func message(e errors.Error) string {
 	format, args := e.Msg()
-	return fmt.Sprintf(format, args...)
+	if msg := fmt.Sprintf(format, args...); msg != "" {
+		return msg
+	}
+	// Wrapped OS errors (e.g. a symlink loop) carry their text in Error,
+	// not in Msg.
+	return e.Error()
 }
 
 // userPos returns the first position of the errors that is in a user file.
@@ -236,7 +245,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		case parent == "model_params" && modelType != "":
 			summary = fmt.Sprintf("unknown model parameter %q for %s", name, modelType)
 			fix = "valid parameters: " + strings.Join(valid, ", ")
-		case parent == "databricks" && isSecretName(name):
+		case parent == "databricks" && secret.Name(name):
 			summary = fmt.Sprintf("%q is not allowed in a spec: credentials never go in specs", name)
 			fix = "remove it; authenticate with DATABRICKS_TOKEN, DATABRICKS_CLIENT_ID/SECRET, DATABRICKS_AUTH_TYPE=github-oidc or a profile of ~/.databrickscfg"
 		default:
@@ -246,7 +255,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 			}
 		}
 	case kindBound:
-		summary = name + ": " + is.msg
+		summary = name + ": " + strings.Replace(is.msg, `(out of bound =~"[1-9]")`, "(must be above zero)", 1)
 		fix = boundFix[name]
 		if len(is.path) > 1 && is.path[len(is.path)-2] == "pass_env" {
 			summary = fmt.Sprintf("pass_env[%s]: %s", name, is.msg)
@@ -255,6 +264,9 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 	case kindConflict:
 		if want, gotType, ok := typeMismatch(is); ok {
 			summary = fmt.Sprintf("%s: invalid value %s (want %s, got %s)", name, is.got, want, gotType)
+			if want == "a whole number" {
+				fix = boundFix[name]
+			}
 			break
 		}
 		if len(is.alternatives) > 1 {
@@ -280,16 +292,12 @@ var boundFix = map[string]string{
 	"test_size":     "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.2)",
 	"holdout_size":  "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.1)",
 	"retries":       "retries is a whole number from 0 to 10",
-	"timeout":       "write a duration such as 90s, 15m or 2h",
+	"timeout":       "write a duration above zero such as 90s, 15m or 2h",
 	"retry_backoff": "write a duration such as 10s or 1m",
 	"host":          "use the workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net",
 	"batch_size":    "use a positive number of rows, e.g. 10000",
 	"min_delta":     "min_delta is a non-negative difference in the metric, e.g. 0.01",
-}
-
-func isSecretName(name string) bool {
-	n := strings.ToLower(name)
-	return strings.Contains(n, "token") || strings.Contains(n, "secret") || strings.Contains(n, "password")
+	"candidates":    `list the train stages to compare, e.g. candidates: ["train_lr", "train_nb"]`,
 }
 
 func without(list []string, s string) []string {
@@ -404,12 +412,19 @@ func typeMismatch(is cueIssue) (want, got string, ok bool) {
 		if other == gotKind {
 			return "", "", false
 		}
-		if other == "float" || other == "int" {
+		switch {
+		case other == "int" && gotKind == "float":
+			// 1.5 where an int is wanted: both are numbers, so say which.
+			other, gotKind = "whole number", "fraction"
+		case other == "float" || other == "int":
 			other = "number"
 		}
 		if !slices.Contains(wants, other) {
 			wants = append(wants, other)
 		}
+	}
+	if slices.Contains(wants, "whole number") {
+		wants = []string{"whole number"}
 	}
 	return article(strings.Join(wants, " or ")), article(gotKind), true
 }
@@ -442,6 +457,10 @@ func article(kind string) string {
 		return "a " + kind
 	case "null":
 		return "null"
+	case "whole number":
+		return "a whole number"
+	case "fraction":
+		return "a fraction"
 	}
 	return kind
 }

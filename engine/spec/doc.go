@@ -14,6 +14,9 @@
 //     Reads: schema. Updates: diagnostics.
 //   - complete: find required fields that are missing
 //   - decode: pipelines, targets and stages as Go values
-//   - check: names, needs, references, cycles, schedules, targets, and every
-//     target's resolved stage parameters
+//   - check: names, one file per pipeline, needs, references, cycles,
+//     schedules (including ones that never fire), durations, evaluate
+//     candidates of one model, targets, and every target's resolved stage
+//     parameters (encodings; with Options.CheckInputs, local input files)
+//   - warn: values that look like credentials ([secret])
 package spec

@@ -4,13 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	stderrors "errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+	"syscall"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
@@ -35,6 +37,10 @@ type Options struct {
 	// ExecutorHint explains, in an unknown-executor diagnostic, which
 	// executors exist.
 	ExecutorHint string
+	// CheckInputs checks that the local input files of every target exist
+	// (Pipeline.CheckInputs); validate sets it. Without it, plan and run
+	// check only the target they run.
+	CheckInputs bool
 }
 
 // loader carries one Load call's state.
@@ -48,6 +54,10 @@ type loader struct {
 	project  *Project
 	// current is the user's value of the package being checked.
 	current cue.Value
+	// defined is where each pipeline name was first defined; twice lists
+	// names defined in two files (checkDefinedOnce).
+	defined map[string]token.Pos
+	twice   []string
 }
 
 // Load loads the spec packages at paths (directories, or .cue files loaded
@@ -94,7 +104,10 @@ func (l *loader) groupArgs(paths []string) [][]string {
 		fi, err := os.Stat(abs)
 		if err != nil {
 			d := diag.Errorf(diag.Pos{File: abs}, "", "cannot read spec path %s: %v", p, unwrapPathErr(err))
-			if p == DefaultDir {
+			switch {
+			case stderrors.Is(err, syscall.ELOOP):
+				d = d.WithFix("a symbolic link points back to itself (a loop): remove it or point it at the spec directory")
+			case p == DefaultDir:
 				d = d.WithFix("run pipectl in the project root, or pass the spec directory or files as arguments")
 			}
 			l.diags = append(l.diags, d)
@@ -129,8 +142,20 @@ func unwrapPathErr(err error) error {
 }
 
 func (l *loader) loadInstance(args []string) {
-	cfg := &load.Config{Dir: l.opts.Root}
-	insts := load.Instances(args, cfg)
+	// Load from the package's own directory: CUE names a directory outside
+	// Dir by a relative import path it then refuses as non-canonical
+	// ("./../x"), so a specs folder outside the project root would fail.
+	dir := args[0]
+	rel := []string{"."}
+	if filepath.Ext(dir) == ".cue" {
+		dir = filepath.Dir(dir)
+		rel = rel[:0]
+		for _, f := range args {
+			rel = append(rel, "./"+filepath.Base(f))
+		}
+	}
+	cfg := &load.Config{Dir: dir}
+	insts := load.Instances(rel, cfg)
 	for _, inst := range insts {
 		if inst.Err != nil {
 			l.addCUEError(inst.Err, nil, cue.Value{})
@@ -144,6 +169,7 @@ func (l *loader) loadInstance(args []string) {
 				WithFix("specs are CUE files with a top-level pipelines: {...}"))
 			continue
 		}
+		l.checkDefinedOnce(inst)
 		raw := l.schema.ctx.BuildInstance(inst)
 		if err := raw.Err(); err != nil {
 			// Syntax and reference errors: nothing more can be said.
@@ -163,6 +189,9 @@ func (l *loader) loadInstance(args []string) {
 // files. strip is a leading path element to drop (the #Spec definition).
 func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 	if err == nil {
+		return
+	}
+	if l.addPathErrors(err) {
 		return
 	}
 	fallback := func(p []string) token.Pos { return rawPos(raw, trimPrefix(p, strip)) }
@@ -194,6 +223,26 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 		l.diags = append(l.diags, d)
 		l.markError(field)
 	}
+}
+
+// addPathErrors reports file-system errors met while loading (a symlink
+// loop, a file that cannot be read) at the file they name, and reports
+// whether err held only such errors.
+func (l *loader) addPathErrors(err error) bool {
+	var ds diag.Diagnostics
+	for _, e := range errors.Errors(err) {
+		var pe *fs.PathError
+		if !stderrors.As(e, &pe) {
+			return false
+		}
+		d := diag.Errorf(diag.Pos{File: pe.Path}, "", "cannot read %s: %v", filepath.Base(pe.Path), pe.Err)
+		if stderrors.Is(pe.Err, syscall.ELOOP) {
+			d = d.WithFix("a symbolic link points back to itself (a loop): remove it or point it at a file")
+		}
+		ds = append(ds, d)
+	}
+	l.diags = append(l.diags, ds...)
+	return len(ds) > 0
 }
 
 func firstPos(err error) token.Pos {
@@ -424,6 +473,9 @@ func (l *loader) decodePipelines(unified, raw cue.Value) {
 		pv := it.Value()
 		path := "pipelines." + name
 		if prev, ok := l.project.Pipelines[name]; ok {
+			if slices.Contains(l.twice, name) {
+				continue // reported by checkDefinedOnce, with both files
+			}
 			l.diags = append(l.diags, diag.Errorf(l.posAt(raw, "pipelines", name), path,
 				"pipeline %q is defined twice", name).
 				WithDetail("first defined at %s", prev.Pos).
@@ -448,6 +500,7 @@ func (l *loader) decodePipeline(name string, pv, raw cue.Value) *Pipeline {
 		Stages:        map[string]*Stage{},
 		Path:          joinPath(base),
 		Pos:           l.posAt(raw, base...),
+		root:          l.opts.Root,
 	}
 	_ = pv.LookupPath(cue.ParsePath("tags")).Decode(&p.Tags)
 	if b, err := pv.MarshalJSON(); err == nil {
@@ -481,8 +534,8 @@ func (l *loader) decodeStage(name string, sv, raw cue.Value, path []string) *Sta
 		ParamPos: map[string]diag.Pos{},
 	}
 	_ = sv.LookupPath(cue.ParsePath("needs")).Decode(&s.Needs)
-	s.Timeout, _ = time.ParseDuration(str(sv, "timeout"))
-	s.RetryBackoff, _ = time.ParseDuration(str(sv, "retry_backoff"))
+	s.Timeout = l.duration(str(sv, "timeout"), raw, append(slices.Clone(path), "timeout"))
+	s.RetryBackoff = l.duration(str(sv, "retry_backoff"), raw, append(slices.Clone(path), "retry_backoff"))
 	if s.Type == TypeCustom {
 		_ = sv.LookupPath(cue.ParsePath("outputs")).Decode(&s.Outputs)
 	} else {
@@ -546,8 +599,10 @@ func (l *loader) decodeTarget(name string, tv, raw cue.Value, path []string) *Ta
 					o.Retries = &v
 				}
 			}
-			if d, err := time.ParseDuration(str(ov, "timeout")); err == nil {
-				o.Timeout = &d
+			if t := str(ov, "timeout"); t != "" {
+				if d := l.duration(t, raw, append(slices.Clone(opath), "timeout")); d > 0 {
+					o.Timeout = &d
+				}
 			}
 			rp := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(opath), "params"))...))
 			if rp.Exists() {

@@ -19,6 +19,8 @@ func project(t testing.TB, files map[string]string) string {
 	for _, nb := range []string{"create_data", "train_model", "evaluate_models", "run_inference", "custom"} {
 		writeFile(t, filepath.Join(root, "notebooks", nb+".py"), "# Databricks notebook source\n")
 	}
+	// The local source the small specs name: validate checks it exists.
+	writeFile(t, filepath.Join(root, "raw.csv"), "Sentence,Sentiment\n")
 	for name, content := range files {
 		writeFile(t, filepath.Join(root, name), content)
 	}

@@ -51,6 +51,9 @@ func (p *Pipeline) resolveParams(s *Schema, target, stage string, sets map[strin
 	if len(issues) == 0 {
 		issues = checkResolved(st.Type, resolved, merged, s)
 	}
+	if len(issues) == 0 {
+		issues = p.encodingIssues(s, stage, resolved)
+	}
 	var ds diag.Diagnostics
 	for _, is := range issues {
 		pos, path := where(is.Field)

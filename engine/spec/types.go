@@ -67,6 +67,9 @@ type Pipeline struct {
 	// Path is the field path of the pipeline, e.g. pipelines.sentiment.
 	Path string
 	Pos  diag.Pos
+	// root is the project root, against which local input paths are
+	// checked (Options.Root).
+	root string
 }
 
 // TargetNames returns the target names, sorted.
