@@ -193,6 +193,13 @@ func (p *Prepared) prepareResume() error {
 	if rec.Status == record.Succeeded {
 		return fmt.Errorf("%w: run %s already succeeded", ErrNothingToResume, id)
 	}
+	// A resume finishes the run that was started: its flags hold, so a
+	// run started with --no-cache never takes an unfinished stage from
+	// the cache. Asking for the opposite is a different run.
+	if p.opts.NoCache && !rec.Options.NoCache {
+		return usagef("--resume %s: that run was started without --no-cache and a resume keeps its flags; drop --no-cache, or start a new run with it", id)
+	}
+	p.opts.NoCache = rec.Options.NoCache
 	p.resume = rec
 	p.prior = map[string]record.Status{}
 	for name, st := range rec.Stages {
