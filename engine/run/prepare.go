@@ -319,6 +319,16 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 	}
 	if err != nil {
 		d.Reasons = []string{"no cache key: " + err.Error()}
+		var ie *inputError
+		if errors.As(err, &ie) && !o.forced && !o.noCache {
+			// Nothing to compare with: a stage that never ran is new,
+			// whether or not its executor can tell what its inputs are
+			// now (plan on a target without credentials).
+			if last, _ := r.Cache.Last(r.Plan.Pipeline.Name, r.Plan.Target.Name, st.Name); last == nil {
+				d.Reasons = []string{cache.ReasonNew}
+				d.Changes = []cache.Change{{Reason: "no cache key", Detail: err.Error()}}
+			}
+		}
 		return d
 	}
 	d.Components = &comps
@@ -385,7 +395,7 @@ func (r *Runner) components(ctx context.Context, st *plan.Stage, params map[stri
 	}
 	inputs, taskParams, err := r.fingerprint(ctx, st, params)
 	if err != nil {
-		return cache.Components{}, nil, err
+		return cache.Components{}, nil, &inputError{err}
 	}
 	return cache.Components{
 		Version: cache.KeyVersion, Stage: st.Name, Type: st.Type, Notebook: st.Notebook,
@@ -394,6 +404,12 @@ func (r *Runner) components(ctx context.Context, st *plan.Stage, params map[stri
 		Requirements: req, RequirementsSHA: reqSum, Inputs: inputs,
 	}, taskParams, nil
 }
+
+// inputError says a stage's inputs could not be fingerprinted.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
 
 // fingerprint asks the stage's executor what the inputs its parameters
 // name are now (plan.Stage.Inputs), for the key. It returns their
