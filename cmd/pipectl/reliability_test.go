@@ -692,8 +692,8 @@ func TestExecutorPluginKilledMidStage(t *testing.T) {
 // TestLocalScripts runs the golden scripts of testdata/script/local with
 // the real local executor: each script starts in $WORK with the
 // repository's notebooks/ and data/sample/, the state directory
-// $WORK/.pipectl holds the shared test venv (see sharedVenv), and
-// PIPECTL_TEST_NOW freezes the clock. Update the goldens with
+// $WORK/.pipectl holds the shared test venv (see sharedVenv; $VENV_PYTHON
+// is its interpreter), and PIPECTL_TEST_NOW freezes the clock. Update the goldens with
 // PIPECTL_UPDATE=1.
 func TestLocalScripts(t *testing.T) {
 	if testing.Short() {
@@ -724,6 +724,9 @@ func TestLocalScripts(t *testing.T) {
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			env.Setenv("PIPECTL_TEST_NOW", "2026-01-02T03:04:05Z")
 			env.Setenv("GITHUB_ACTIONS", "")
+			// The venv's interpreter, for scripts that act on the MLflow
+			// store as a person would (move an alias).
+			env.Setenv("VENV_PYTHON", venv)
 			return nil
 		},
 	})

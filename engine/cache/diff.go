@@ -20,6 +20,7 @@ const (
 	ReasonConfig       = "target config changed"
 	ReasonRequirements = "requirements changed"
 	ReasonKeyVersion   = "cache key definition changed"
+	ReasonInput        = "input changed"
 )
 
 // Change is one difference between the components of two keys.
@@ -78,6 +79,21 @@ func Diff(old, cur Components) []Change {
 			add(ReasonParams, "%s: %s → %s", k, short(o), short(c))
 		case old.Params[k] != cur.Params[k]:
 			add(ReasonParams, "%s: changed (%s)", k, secret.Mask)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(union(old.Inputs, cur.Inputs))) {
+		o, okOld := old.Inputs[k]
+		c, okCur := cur.Inputs[k]
+		switch {
+		case !okOld:
+			add(ReasonInput, "%s %s: not in the key before", k, short(c.Ref))
+		case !okCur:
+			add(ReasonInput, "%s %s: no longer an input", k, short(o.Ref))
+		case o.Value == c.Value:
+		case o.Resolved != "" && c.Resolved != "" && o.Resolved != c.Resolved:
+			add(ReasonInput, "%s %s: %s → %s", k, short(c.Ref), short(o.Resolved), short(c.Resolved))
+		default:
+			add(ReasonInput, "%s %s: %s changed", k, short(c.Ref), valueKind(c.Value))
 		}
 	}
 	if old.Executor != cur.Executor {
@@ -153,4 +169,12 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// valueKind names what a fingerprint value is, for "sha256 changed".
+func valueKind(v string) string {
+	if kind, _, ok := strings.Cut(v, ":"); ok && kind != "" && !strings.ContainsAny(kind, " /") {
+		return kind
+	}
+	return "fingerprint"
 }

@@ -8,7 +8,10 @@
 // with upstream outputs and ${run.*} substituted; the executor's name and
 // the target's configuration for it; and the content of the pinned
 // requirements file (the nearest requirements.txt from the notebook's
-// directory up to the project root). The pipeline's name is not part of the
+// directory up to the project root); and the fingerprints of its inputs
+// (files and registry references its parameters name), which the stage's
+// executor reports ([Input]; [Digests] hashes local files with an on-disk
+// memo). The pipeline's name is not part of the
 // key: a stage of the same name with the same inputs shares its result
 // across pipelines (sentiment-data building v1 serves sentiment's data
 // stage). Notebooks must therefore not let pipectl_pipeline change what

@@ -36,6 +36,24 @@ type Components struct {
 	// RequirementsSHA its content's SHA-256; both empty when there is none.
 	Requirements    string `json:"requirements,omitempty"`
 	RequirementsSHA string `json:"requirements_sha256,omitempty"`
+	// Inputs maps each parameter that names an input (a file, a
+	// registered model) to what the executor says it is now. Stages
+	// without inputs have none, and keep the keys they had before inputs
+	// were keyed.
+	Inputs map[string]Input `json:"inputs,omitempty"`
+}
+
+// Input is one input's fingerprint in a key (executor.Fingerprint).
+type Input struct {
+	Kind string `json:"kind"`
+	// Ref is the parameter's value as written (with references
+	// substituted), e.g. data.csv or models:/clf@champion.
+	Ref string `json:"ref"`
+	// Value identifies the content, e.g. sha256:… or a model version.
+	Value string `json:"value"`
+	// Resolved is what the notebook receives instead of Ref, when the
+	// executor resolved it (models:/clf/25 for models:/clf@champion).
+	Resolved string `json:"resolved,omitempty"`
 }
 
 // Key returns the cache key: the SHA-256 of the components' JSON (map keys

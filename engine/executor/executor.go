@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/pipectl/pipectl/engine/diag"
@@ -172,3 +173,63 @@ type CheckResult struct {
 	// Reason says what is missing, when something is.
 	Reason string `json:"reason,omitempty"`
 }
+
+// Input kinds: what a stage parameter that names an input points at
+// (schemas/stages.cue #Inputs, or a custom stage's inputs).
+const (
+	// InputFile is a file or directory: a local path, a Volume path, a
+	// workspace file; whatever the executor's notebooks can open.
+	InputFile = "file"
+	// InputModel is a registered model: models:/NAME@ALIAS,
+	// models:/NAME/latest, models:/NAME/VERSION or runs:/ID/model.
+	InputModel = "model"
+)
+
+// Input is one input of a stage: the parameter that names it, its kind and
+// the value as the notebook would receive it.
+type Input struct {
+	Param string `json:"param"`
+	Kind  string `json:"kind"`
+	Ref   string `json:"ref"`
+}
+
+// FingerprintRequest asks an executor what a stage's inputs are now.
+type FingerprintRequest struct {
+	// Task is the stage as it would run (no run id, attempt or key yet).
+	Task   Task    `json:"task"`
+	Inputs []Input `json:"inputs"`
+}
+
+// Fingerprint identifies the current state of one input.
+type Fingerprint struct {
+	Param string `json:"param"`
+	// Value changes whenever what the notebook would read changes: e.g.
+	// "sha256:…" of a local file's content, the size, modification time
+	// and ETag of a remote one, "version 25" of a model alias. Empty means
+	// the executor cannot tell: the stage is never a cache hit.
+	Value string `json:"value"`
+	// Resolved, when set, replaces the parameter's value in the task the
+	// notebook receives, so that it reads exactly what Value names (the
+	// concrete model version an alias pointed at).
+	Resolved string `json:"resolved,omitempty"`
+	// Detail says, for people, what Value is or why it is empty.
+	Detail string `json:"detail,omitempty"`
+}
+
+// FingerprintResult answers a FingerprintRequest: one fingerprint per
+// input, in the request's order.
+type FingerprintResult struct {
+	Fingerprints []Fingerprint `json:"fingerprints"`
+}
+
+// Fingerprinter is implemented by executors that can fingerprint a stage's
+// inputs, so that the inputs are part of its cache key. The engine never
+// serves a stage with inputs from the cache when its executor is not a
+// Fingerprinter or answers ErrFingerprintUnsupported: when unsure, miss.
+type Fingerprinter interface {
+	Fingerprint(ctx context.Context, req FingerprintRequest) (FingerprintResult, error)
+}
+
+// ErrFingerprintUnsupported says the executor (e.g. a plugin built before
+// the Fingerprint RPC) cannot fingerprint inputs.
+var ErrFingerprintUnsupported = errors.New("the executor cannot fingerprint inputs")

@@ -34,6 +34,9 @@ type Stage struct {
 	RetryBackoff time.Duration
 	Timeout      time.Duration
 	Outputs      []string
+	// Inputs maps the parameters that name inputs to their kind
+	// (spec.Stage.Inputs).
+	Inputs map[string]string
 	// Params are resolved JSON values; references stay as written until
 	// Render substitutes them.
 	Params map[string]any
@@ -121,6 +124,7 @@ func Build(s *spec.Schema, p *spec.Pipeline, opts Options) (*Plan, diag.Diagnost
 			RetryBackoff: st.RetryBackoff,
 			Timeout:      st.Timeout,
 			Outputs:      slices.Clone(st.Outputs),
+			Inputs:       maps.Clone(st.Inputs),
 			Params:       candidatesAsRefs(st.Type, resolved[sn]),
 		}
 		if o := t.Stages[sn]; o != nil {

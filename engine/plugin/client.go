@@ -183,6 +183,27 @@ func (c *Client) CheckOutputs(ctx context.Context, req executor.CheckRequest) (e
 	return executor.CheckResult{Exists: resp.GetExists(), Reason: resp.GetReason()}, nil
 }
 
+// Fingerprint implements executor.Fingerprinter. A plugin built before the
+// Fingerprint RPC answers UNIMPLEMENTED: that is
+// executor.ErrFingerprintUnsupported.
+func (c *Client) Fingerprint(ctx context.Context, req executor.FingerprintRequest) (executor.FingerprintResult, error) {
+	p, err := c.conn(ctx)
+	if err != nil {
+		return executor.FingerprintResult{}, err
+	}
+	resp, err := p.rpc.Fingerprint(ctx, fingerprintRequestToProto(req))
+	if status.Code(err) == codes.Unimplemented {
+		return executor.FingerprintResult{}, fmt.Errorf("executor %q: %w", c.name, executor.ErrFingerprintUnsupported)
+	}
+	if err != nil {
+		return executor.FingerprintResult{}, c.rpcError(ctx, p, "fingerprinting the inputs of stage "+strconv.Quote(req.Task.Stage), err)
+	}
+	if e := resp.GetError(); e != nil {
+		return executor.FingerprintResult{}, fmt.Errorf("executor %q: %s", c.name, e.GetMessage())
+	}
+	return fingerprintResultFromProto(resp), nil
+}
+
 // Run implements executor.Executor. Events reach sink in the order the
 // executor sent them, all before Run returns.
 //

@@ -214,3 +214,35 @@ func errorToProto(err error) *pb.Error {
 	}
 	return &pb.Error{Message: err.Error()}
 }
+
+func fingerprintRequestToProto(r executor.FingerprintRequest) *pb.FingerprintRequest {
+	out := &pb.FingerprintRequest{Task: taskToProto(r.Task)}
+	for _, in := range r.Inputs {
+		out.Inputs = append(out.Inputs, &pb.Input{Param: in.Param, Kind: in.Kind, Ref: in.Ref})
+	}
+	return out
+}
+
+func fingerprintRequestFromProto(r *pb.FingerprintRequest) executor.FingerprintRequest {
+	out := executor.FingerprintRequest{Task: taskFromProto(r.GetTask())}
+	for _, in := range r.GetInputs() {
+		out.Inputs = append(out.Inputs, executor.Input{Param: in.GetParam(), Kind: in.GetKind(), Ref: in.GetRef()})
+	}
+	return out
+}
+
+func fingerprintResultToProto(r executor.FingerprintResult) *pb.FingerprintResponse {
+	out := &pb.FingerprintResponse{}
+	for _, f := range r.Fingerprints {
+		out.Fingerprints = append(out.Fingerprints, &pb.Fingerprint{Param: f.Param, Value: f.Value, Resolved: f.Resolved, Detail: f.Detail})
+	}
+	return out
+}
+
+func fingerprintResultFromProto(r *pb.FingerprintResponse) executor.FingerprintResult {
+	var out executor.FingerprintResult
+	for _, f := range r.GetFingerprints() {
+		out.Fingerprints = append(out.Fingerprints, executor.Fingerprint{Param: f.GetParam(), Value: f.GetValue(), Resolved: f.GetResolved(), Detail: f.GetDetail()})
+	}
+	return out
+}

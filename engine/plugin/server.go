@@ -74,6 +74,26 @@ func (s *server) CheckOutputs(ctx context.Context, req *pb.CheckOutputsRequest) 
 	return &pb.CheckOutputsResponse{Exists: res.Exists, Reason: res.Reason}, nil
 }
 
+// Fingerprint serves executor.Fingerprinter; an executor that is not one
+// answers UNIMPLEMENTED, as a plugin built before the RPC does.
+func (s *server) Fingerprint(ctx context.Context, req *pb.FingerprintRequest) (*pb.FingerprintResponse, error) {
+	fp, ok := s.impl.(executor.Fingerprinter)
+	if !ok {
+		return s.UnimplementedExecutorServer.Fingerprint(ctx, req)
+	}
+	res, err := func() (res executor.FingerprintResult, err error) {
+		defer s.recovered("Fingerprint", &err)
+		return fp.Fingerprint(ctx, fingerprintRequestFromProto(req))
+	}()
+	if errors.Is(err, executor.ErrFingerprintUnsupported) {
+		return s.UnimplementedExecutorServer.Fingerprint(ctx, req)
+	}
+	if err != nil {
+		return &pb.FingerprintResponse{Error: errorToProto(err)}, nil
+	}
+	return fingerprintResultToProto(res), nil
+}
+
 // errDeadline is the cause of a Run context cancelled because the attempt's
 // timeout passed (CANCEL_REASON_DEADLINE_EXCEEDED).
 var errDeadline = fmt.Errorf("stage timeout: %w", context.DeadlineExceeded)

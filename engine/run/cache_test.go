@@ -367,3 +367,51 @@ func TestRecordsAreNeverTorn(t *testing.T) {
 		t.Error("the reader never read")
 	}
 }
+
+// A resume keeps the run's --no-cache: its unfinished stages run again
+// even where the cache has an entry (docs/RUNS.md), and asking for
+// --no-cache on a run started without it is a usage error.
+func TestResumeKeepsNoCache(t *testing.T) {
+	h := newHarness(t)
+	pl := testPlan(t, stageDef{name: "a"}, stageDef{name: "b", needs: []string{"a"}})
+	h.mustRun(pl, Options{}) // caches a and b
+	var mu sync.Mutex
+	failB := true
+	h.fake.run = func(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if task.Stage == "b" && failB {
+			return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: "bug"}}, nil
+		}
+		return executor.Result{Status: executor.Succeeded, Outputs: map[string]string{"out": task.Stage}}, nil
+	}
+	first, err := h.run(context.Background(), pl, Options{NoCache: true})
+	if err == nil || statuses(first) != "a=succeeded b=failed" {
+		t.Fatalf("no-cache run: %v %s", err, statuses(first))
+	}
+	failB = false
+	rec, err := h.run(context.Background(), pl, Options{Resume: first.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(rec); got != "a=succeeded b=succeeded" {
+		t.Errorf("after resume: %s (b must run again, not come from the cache)", got)
+	}
+	if n := h.fake.callsOf("b"); n != 3 {
+		t.Errorf("b ran %d times, want 3 (first run, --no-cache run, resume)", n)
+	}
+	if why := rec.Stages["b"].Attempts; len(why) != 2 {
+		t.Errorf("b attempts %+v", why)
+	}
+
+	// The opposite: --no-cache on the resume of a run without it.
+	failB = true
+	plain, err := h.run(context.Background(), pl, Options{Only: []string{"b"}})
+	if err == nil {
+		t.Fatalf("run with b failing succeeded: %s", statuses(plain))
+	}
+	var ue *UsageError
+	if _, err := h.run(context.Background(), pl, Options{Resume: plain.ID, NoCache: true}); !errors.As(err, &ue) || !strings.Contains(err.Error(), "drop --no-cache") {
+		t.Errorf("--no-cache on a resume of a run without it: %v", err)
+	}
+}

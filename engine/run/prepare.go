@@ -193,6 +193,13 @@ func (p *Prepared) prepareResume() error {
 	if rec.Status == record.Succeeded {
 		return fmt.Errorf("%w: run %s already succeeded", ErrNothingToResume, id)
 	}
+	// A resume finishes the run that was started: its flags hold, so a
+	// run started with --no-cache never takes an unfinished stage from
+	// the cache. Asking for the opposite is a different run.
+	if p.opts.NoCache && !rec.Options.NoCache {
+		return usagef("--resume %s: that run was started without --no-cache and a resume keeps its flags; drop --no-cache, or start a new run with it", id)
+	}
+	p.opts.NoCache = rec.Options.NoCache
 	p.resume = rec
 	p.prior = map[string]record.Status{}
 	for name, st := range rec.Stages {
@@ -306,9 +313,22 @@ type decideOpts struct {
 // decide says whether a stage with rendered params runs or is a cache hit.
 func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]string, o decideOpts) *Decision {
 	d := &Decision{Stage: st.Name, Action: ActRun, Params: params}
-	comps, err := r.components(st, params)
+	comps, taskParams, err := r.components(ctx, st, params)
+	if taskParams != nil {
+		d.Params = taskParams
+	}
 	if err != nil {
 		d.Reasons = []string{"no cache key: " + err.Error()}
+		var ie *inputError
+		if errors.As(err, &ie) && !o.forced && !o.noCache {
+			// Nothing to compare with: a stage that never ran is new,
+			// whether or not its executor can tell what its inputs are
+			// now (plan on a target without credentials).
+			if last, _ := r.Cache.Last(r.Plan.Pipeline.Name, r.Plan.Target.Name, st.Name); last == nil {
+				d.Reasons = []string{cache.ReasonNew}
+				d.Changes = []cache.Change{{Reason: "no cache key", Detail: err.Error()}}
+			}
+		}
 		return d
 	}
 	d.Components = &comps
@@ -318,6 +338,11 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 		last, _ := r.Cache.Last(r.Plan.Pipeline.Name, r.Plan.Target.Name, st.Name)
 		if last != nil && last.Key != d.Key {
 			d.Changes = cache.Diff(last.Components, comps)
+			for i, c := range d.Changes {
+				if c.Reason == cache.ReasonInput && last.RunID != "" {
+					d.Changes[i].Detail += " since run " + last.RunID
+				}
+			}
 		}
 	}
 	switch {
@@ -356,22 +381,97 @@ func (r *Runner) decide(ctx context.Context, st *plan.Stage, params map[string]s
 	return d
 }
 
-// components gathers a stage's cache key components.
-func (r *Runner) components(st *plan.Stage, params map[string]string) (cache.Components, error) {
+// components gathers a stage's cache key components, and the parameters
+// the notebook receives: params with model references resolved by the
+// executor (nil when the inputs could not be fingerprinted).
+func (r *Runner) components(ctx context.Context, st *plan.Stage, params map[string]string) (cache.Components, map[string]string, error) {
 	nbs, pkgs, err := r.Hasher.Sources(st.Notebook)
 	if err != nil {
-		return cache.Components{}, err
+		return cache.Components{}, nil, err
 	}
 	req, reqSum, err := r.Hasher.Requirements(st.Notebook)
 	if err != nil {
-		return cache.Components{}, err
+		return cache.Components{}, nil, err
+	}
+	inputs, taskParams, err := r.fingerprint(ctx, st, params)
+	if err != nil {
+		return cache.Components{}, nil, &inputError{err}
 	}
 	return cache.Components{
 		Version: cache.KeyVersion, Stage: st.Name, Type: st.Type, Notebook: st.Notebook,
 		Notebooks: nbs, Packages: pkgs, Params: params,
 		Executor: st.Executor, Config: cache.CanonicalJSON(st.ExecutorConfig),
-		Requirements: req, RequirementsSHA: reqSum,
-	}, nil
+		Requirements: req, RequirementsSHA: reqSum, Inputs: inputs,
+	}, taskParams, nil
+}
+
+// inputError says a stage's inputs could not be fingerprinted.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }
+
+// fingerprint asks the stage's executor what the inputs its parameters
+// name are now (plan.Stage.Inputs), for the key. It returns their
+// fingerprints and the parameters the notebook receives: params, with a
+// reference the executor resolved (a model alias) replaced by what it
+// resolved to, so the notebook reads exactly what the key names. An input
+// whose value waits for an upstream output ("${...}", in previews) is left
+// out. An executor that cannot fingerprint is an error: no key, no hit.
+func (r *Runner) fingerprint(ctx context.Context, st *plan.Stage, params map[string]string) (map[string]cache.Input, map[string]string, error) {
+	var inputs []executor.Input
+	for _, name := range slices.Sorted(maps.Keys(st.Inputs)) {
+		v := params[name]
+		if v == "" || strings.Contains(v, "${") {
+			continue
+		}
+		inputs = append(inputs, executor.Input{Param: name, Kind: st.Inputs[name], Ref: v})
+	}
+	if len(inputs) == 0 {
+		return nil, params, nil
+	}
+	names := make([]string, len(inputs))
+	for i, in := range inputs {
+		names[i] = in.Param
+	}
+	ex, err := r.Open(ctx, st.Executor)
+	if err != nil {
+		return nil, nil, err
+	}
+	unsupported := fmt.Errorf("executor %s cannot fingerprint the stage's inputs (%s), so the stage runs every time", st.Executor, strings.Join(names, ", "))
+	fp, ok := ex.(executor.Fingerprinter)
+	if !ok {
+		return nil, nil, unsupported
+	}
+	res, err := fp.Fingerprint(ctx, executor.FingerprintRequest{Task: r.task(st, params, "", "", 0), Inputs: inputs})
+	switch {
+	case errors.Is(err, executor.ErrFingerprintUnsupported):
+		return nil, nil, unsupported
+	case err != nil:
+		return nil, nil, fmt.Errorf("fingerprint inputs: %w", err)
+	case len(res.Fingerprints) != len(inputs):
+		return nil, nil, fmt.Errorf("executor %s answered %d fingerprints for %d inputs", st.Executor, len(res.Fingerprints), len(inputs))
+	}
+	out := map[string]cache.Input{}
+	taskParams, cloned := params, false
+	for i, f := range res.Fingerprints {
+		in := inputs[i]
+		if f.Value == "" {
+			why := f.Detail
+			if why == "" {
+				why = "the executor cannot fingerprint it"
+			}
+			return nil, nil, fmt.Errorf("input %s %s: %s", in.Param, in.Ref, why)
+		}
+		out[in.Param] = cache.Input{Kind: in.Kind, Ref: in.Ref, Value: f.Value, Resolved: f.Resolved}
+		if f.Resolved != "" && f.Resolved != in.Ref {
+			if !cloned {
+				taskParams, cloned = maps.Clone(params), true
+			}
+			taskParams[in.Param] = f.Resolved
+		}
+	}
+	return out, taskParams, nil
 }
 
 // Preview says what Execute would do with each stage, in plan order,
@@ -401,7 +501,7 @@ func (p *Prepared) Preview(ctx context.Context) []*Decision {
 				}
 			}
 			if len(upstream) > 0 {
-				d = r.previewUpstream(st, outputs, date)
+				d = r.previewUpstream(ctx, st, outputs, date)
 				switch {
 				case p.forced[name]:
 					d.Reasons = []string{ReasonSelected}
@@ -433,7 +533,7 @@ func (p *Prepared) Preview(ctx context.Context) []*Decision {
 
 // previewUpstream diffs a stage whose upstream will run against its last
 // entry, leaving out parameters that wait for upstream outputs.
-func (r *Runner) previewUpstream(st *plan.Stage, outputs map[string]map[string]string, date string) *Decision {
+func (r *Runner) previewUpstream(ctx context.Context, st *plan.Stage, outputs map[string]map[string]string, date string) *Decision {
 	d := &Decision{Stage: st.Name, Action: ActRun}
 	params, err := st.RenderParams(func(ref spec.Ref) (string, bool) {
 		if ref.Run == "date" {
@@ -447,7 +547,7 @@ func (r *Runner) previewUpstream(st *plan.Stage, outputs map[string]map[string]s
 	if err != nil {
 		return d
 	}
-	comps, err := r.components(st, params)
+	comps, _, err := r.components(ctx, st, params)
 	if err != nil {
 		return d
 	}

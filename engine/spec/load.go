@@ -7,6 +7,7 @@ import (
 	stderrors "errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -541,6 +542,10 @@ func (l *loader) decodeStage(name string, sv, raw cue.Value, path []string) *Sta
 	} else {
 		s.Outputs = l.schema.Outputs(s.Type)
 	}
+	s.Inputs = l.schema.Inputs(s.Type)
+	var declared map[string]string
+	_ = sv.LookupPath(cue.ParsePath("inputs")).Decode(&declared)
+	maps.Copy(s.Inputs, declared)
 	// Parameters as written, without defaults: targets and --set replace
 	// them key by key before defaults apply.
 	rawParams := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(path), "params"))...))

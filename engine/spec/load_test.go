@@ -250,3 +250,28 @@ func TestRepositorySpecs(t *testing.T) {
 		}
 	}
 }
+
+// A stage's inputs are its type's (#Inputs) and those it declares.
+func TestStageInputs(t *testing.T) {
+	spec := strings.Replace(base, `		train: {`, `		lex: {type: "custom", notebook: "notebooks/custom.py", inputs: {lexicon: "file"}, params: lexicon: "lex.txt"}
+		train: {`, 1)
+	root := project(t, map[string]string{"specs/p.cue": spec})
+	proj, ds := Load(nil, Options{Root: root})
+	if ds.HasErrors() {
+		t.Fatalf("unexpected diagnostics:\n%s", ds.Error())
+	}
+	st := proj.Pipelines["demo"].Stages
+	for name, want := range map[string]map[string]string{
+		"data":  {"source": "file"},
+		"train": {},
+		"lex":   {"lexicon": "file"},
+	} {
+		if diff := cmp.Diff(want, st[name].Inputs); diff != "" {
+			t.Errorf("%s inputs (-want +got):\n%s", name, diff)
+		}
+	}
+	bad := strings.Replace(spec, `inputs: {lexicon: "file"}`, `inputs: {lexicon: "url"}`, 1)
+	if _, ds := Load(nil, Options{Root: project(t, map[string]string{"specs/p.cue": bad})}); !ds.HasErrors() {
+		t.Error(`inputs: {lexicon: "url"} was accepted`)
+	}
+}

@@ -113,6 +113,14 @@ func (s *Schema) Outputs(stageType string) []string {
 	return out
 }
 
+// Inputs returns the parameters of a stage type that name inputs, per
+// #Inputs: parameter → kind (executor.InputFile, executor.InputModel).
+func (s *Schema) Inputs(stageType string) map[string]string {
+	out := map[string]string{}
+	_ = s.def("#Inputs." + stageType).Decode(&out)
+	return out
+}
+
 // DefaultNotebook returns the default notebook of a stage type, or "".
 func (s *Schema) DefaultNotebook(stageType string) string {
 	nb, _ := s.def("#DefaultNotebook." + stageType).String()

@@ -138,6 +138,10 @@ type Stage struct {
 	// Outputs are the outputs the stage produces: per type, or declared by a
 	// custom stage.
 	Outputs []string
+	// Inputs maps the parameters that name inputs (files, registered
+	// models) to their kind: the type's (schemas #Inputs) and those the
+	// stage declares.
+	Inputs map[string]string
 	// Params are the parameters as written (JSON values: string,
 	// json.Number, bool, nil, []any, map[string]any), without schema
 	// defaults. Plans apply target overrides, --set values and defaults.

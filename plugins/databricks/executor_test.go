@@ -494,3 +494,66 @@ func TestTokenNeverLeaks(t *testing.T) {
 func workspaceList(p string) workspace.ListWorkspaceRequest {
 	return workspace.ListWorkspaceRequest{Path: p}
 }
+
+// Volume inputs are fingerprinted by the Files API's metadata (size and
+// last-modified; the API sends no ETag), directories by their listing,
+// without reading any content.
+func TestFingerprintVolumeFiles(t *testing.T) {
+	r := newRig(t, emulator.Options{Python: dbtest.NoPython})
+	ctx := context.Background()
+	put := func(p, content string, mod time.Time) {
+		t.Helper()
+		local, err := r.e.VolumePath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(local, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(local, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fingerprint := func(refs ...string) []executor.Fingerprint {
+		t.Helper()
+		var inputs []executor.Input
+		for _, ref := range refs {
+			inputs = append(inputs, executor.Input{Param: "source", Kind: executor.InputFile, Ref: ref})
+		}
+		res, err := r.x.Fingerprint(ctx, executor.FingerprintRequest{Task: r.task("data", "write.py", nil), Inputs: inputs})
+		if err != nil || len(res.Fingerprints) != len(refs) {
+			t.Fatalf("fingerprint: %v %+v", err, res)
+		}
+		return res.Fingerprints
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	put("/Volumes/dev/s/v/raw/a.csv", "20 rows", t0)
+	put("/Volumes/dev/s/v/raw/dir/b.csv", "x", t0)
+	first := fingerprint("/Volumes/dev/s/v/raw/a.csv", "/Volumes/dev/s/v/raw/dir")
+	if first[0].Value != "files-api:size=7,last-modified=Fri, 02 Jan 2026 03:04:05 GMT" || !strings.HasPrefix(first[1].Value, "files-api-dir:") {
+		t.Fatalf("fingerprints %+v", first)
+	}
+	r.e.ResetCalls()
+	if again := fingerprint("/Volumes/dev/s/v/raw/a.csv"); again[0].Value != first[0].Value {
+		t.Errorf("unchanged file: %+v", again)
+	}
+	if calls := r.e.Calls(); calls["HEAD /api/2.0/fs/files"] != 1 || calls["GET /api/2.0/fs/files"] != 0 {
+		t.Errorf("calls %v: want one HEAD and no download", calls)
+	}
+	// Replaced at the same path, a second later.
+	put("/Volumes/dev/s/v/raw/a.csv", "10 rows", t0.Add(time.Second))
+	put("/Volumes/dev/s/v/raw/dir/c.csv", "y", t0)
+	changed := fingerprint("/Volumes/dev/s/v/raw/a.csv", "/Volumes/dev/s/v/raw/dir")
+	if changed[0].Value == first[0].Value || changed[1].Value == first[1].Value {
+		t.Errorf("changed inputs kept their fingerprints: %+v", changed)
+	}
+	// What cannot be fingerprinted has no value: the stage always runs.
+	for _, ref := range []string{"/Volumes/dev/s/v/raw/gone.csv", "data/sample.csv"} {
+		if f := fingerprint(ref)[0]; f.Value != "" || f.Detail == "" {
+			t.Errorf("%s: %+v", ref, f)
+		}
+	}
+}

@@ -183,6 +183,18 @@ func TestSentimentOnEmulator(t *testing.T) {
 	}
 	report(t, "run stage by stage", elapsed, len(pl.Stages), callsBefore, e.Calls())
 
+	// The champion alias evaluate set resolves, through Unity Catalog, to
+	// the version evaluate chose; the notebook would get that version.
+	fp, err := x.Fingerprint(ctx, executor.FingerprintRequest{
+		Task:   executor.Task{Stage: "inference", Type: "inference", ProjectRoot: project, Config: pl.Stages["inference"].ExecutorConfig},
+		Inputs: []executor.Input{{Param: "model", Kind: executor.InputModel, Ref: "models:/sentiment_classifier@champion"}}})
+	if err != nil || len(fp.Fingerprints) != 1 {
+		t.Fatalf("fingerprint the champion: %v %+v", err, fp)
+	}
+	if got := "models:/dev.sentiment." + strings.TrimPrefix(fp.Fingerprints[0].Resolved, "models:/"); got != eval["model_uri"] || fp.Fingerprints[0].Value == "" {
+		t.Errorf("champion resolved to %+v, evaluate chose %s", fp.Fingerprints[0], eval["model_uri"])
+	}
+
 	// Deploy the same pipeline and run it as a job.
 	d := &databricks.Deployer{Env: env}
 	for range 2 {

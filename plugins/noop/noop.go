@@ -3,8 +3,11 @@ package noop
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/pipectl/pipectl/engine/cache"
 	"github.com/pipectl/pipectl/engine/diag"
 	"github.com/pipectl/pipectl/engine/executor"
 )
@@ -82,4 +85,36 @@ func outputKeys(stageType string) []string {
 // CheckOutputs implements executor.Executor: noop outputs always "exist".
 func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
 	return executor.CheckResult{Exists: true}, nil
+}
+
+// Fingerprint implements executor.Fingerprinter: a file input that exists
+// here is its content's SHA-256 (relative paths are relative to the
+// project root), one that does not is "absent" (noop reads nothing, so
+// nothing it would read changed); a model reference is itself, as noop
+// has no registry.
+func (e *Executor) Fingerprint(ctx context.Context, req executor.FingerprintRequest) (executor.FingerprintResult, error) {
+	digests := cache.DigestsIn(req.Task.StateDir)
+	if req.Task.StateDir == "" {
+		digests = &cache.Digests{}
+	}
+	var out executor.FingerprintResult
+	for _, in := range req.Inputs {
+		f := executor.Fingerprint{Param: in.Param, Value: "ref:" + in.Ref}
+		if in.Kind == executor.InputFile {
+			p := in.Ref
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(req.Task.ProjectRoot, filepath.FromSlash(p))
+			}
+			f.Value = "absent"
+			if _, err := os.Stat(p); err == nil {
+				sum, detail, err := digests.Sum(p)
+				if err != nil {
+					return executor.FingerprintResult{}, err
+				}
+				f.Value, f.Detail = sum, detail
+			}
+		}
+		out.Fingerprints = append(out.Fingerprints, f)
+	}
+	return out, nil
 }

@@ -161,8 +161,47 @@ func (e *Emulator) getModelVersion(w http.ResponseWriter, r *http.Request) {
 		missing() // a store without a server (tests): the emulator cannot look inside
 		return
 	}
-	q := url.Values{"name": {name}, "version": {strconv.Itoa(version)}}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, uri+"/api/2.0/mlflow/model-versions/get?"+q.Encode(), nil)
+	e.answerModelVersion(w, r, uri+"/api/2.0/mlflow/model-versions/get?"+url.Values{"name": {name}, "version": {strconv.Itoa(version)}}.Encode(), parts, missing)
+}
+
+// getModelVersionByAlias answers the Unity Catalog alias lookup from the
+// MLflow registry: GET /api/2.1/unity-catalog/models/{full_name}/aliases/{alias}.
+func (e *Emulator) getModelVersionByAlias(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/api/2.1/unity-catalog/models/")
+	name, alias, ok := strings.Cut(rest, "/aliases/")
+	if !ok || alias == "" || strings.Contains(alias, "/") {
+		badRequest(w, "want /api/2.1/unity-catalog/models/<full_name>/aliases/<alias>")
+		return
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		badRequest(w, "Model name %q must be a three-level name: <catalog>.<schema>.<model>", name)
+		return
+	}
+	missing := func() {
+		writeError(w, http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", fmt.Sprintf("Alias %s of model %s does not exist.", alias, name))
+	}
+	if e.opts.MLflowTrackingURI == "" && e.opts.Python == "" {
+		missing()
+		return
+	}
+	uri, err := e.trackingURI(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", "The model registry is unavailable: "+err.Error())
+		return
+	}
+	if !strings.HasPrefix(uri, "http://") && !strings.HasPrefix(uri, "https://") {
+		missing()
+		return
+	}
+	e.answerModelVersion(w, r, uri+"/api/2.0/mlflow/registered-models/alias?"+url.Values{"name": {name}, "alias": {alias}}.Encode(), parts, missing)
+}
+
+// answerModelVersion asks the MLflow registry for one model version (by
+// number or alias, get) and answers it as Unity Catalog's ModelVersionInfo.
+func (e *Emulator) answerModelVersion(w http.ResponseWriter, r *http.Request, get string, parts []string, missing func()) {
+	name := strings.Join(parts, ".")
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, get, nil)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR", err.Error())
 		return
@@ -194,6 +233,11 @@ func (e *Emulator) getModelVersion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mv := body.ModelVersion
+	version, err := strconv.Atoi(mv.Version)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR", fmt.Sprintf("The model registry answered version %q.", mv.Version))
+		return
+	}
 	status := catalog.ModelVersionInfoStatusReady
 	switch mv.Status {
 	case "PENDING_REGISTRATION":

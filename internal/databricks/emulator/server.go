@@ -189,6 +189,8 @@ func endpoint(r *http.Request) string {
 		rest := strings.TrimPrefix(p, "/api/2.1/unity-catalog/models/")
 		if strings.Contains(rest, "/versions/") {
 			p = "/api/2.1/unity-catalog/models/{name}/versions/{version}"
+		} else if strings.Contains(rest, "/aliases/") {
+			p = "/api/2.1/unity-catalog/models/{name}/aliases/{alias}"
 		} else {
 			p = "/api/2.1/unity-catalog/models/{name}"
 		}
@@ -294,6 +296,7 @@ var routes = map[string]func(*Emulator, http.ResponseWriter, *http.Request){
 	"DELETE /api/2.0/fs/directories": (*Emulator).dirsDelete,
 
 	"GET /api/2.1/unity-catalog/models/{name}/versions/{version}": (*Emulator).getModelVersion,
+	"GET /api/2.1/unity-catalog/models/{name}/aliases/{alias}":    (*Emulator).getModelVersionByAlias,
 	"GET /api/2.0/preview/scim/v2/Me":                             (*Emulator).me,
 }
 

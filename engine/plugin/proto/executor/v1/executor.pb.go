@@ -1640,6 +1640,246 @@ func (x *CheckOutputsResponse) GetError() *Error {
 	return nil
 }
 
+// Input is one input of a stage: the parameter that names it, its kind
+// ("file" or "model") and the value the notebook would receive.
+type Input struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Param         string                 `protobuf:"bytes,1,opt,name=param,proto3" json:"param,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Ref           string                 `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Input) Reset() {
+	*x = Input{}
+	mi := &file_executor_v1_executor_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Input) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Input) ProtoMessage() {}
+
+func (x *Input) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Input.ProtoReflect.Descriptor instead.
+func (*Input) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Input) GetParam() string {
+	if x != nil {
+		return x.Param
+	}
+	return ""
+}
+
+func (x *Input) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Input) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type FingerprintRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Inputs        []*Input               `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FingerprintRequest) Reset() {
+	*x = FingerprintRequest{}
+	mi := &file_executor_v1_executor_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FingerprintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FingerprintRequest) ProtoMessage() {}
+
+func (x *FingerprintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FingerprintRequest.ProtoReflect.Descriptor instead.
+func (*FingerprintRequest) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FingerprintRequest) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *FingerprintRequest) GetInputs() []*Input {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+// Fingerprint identifies the current state of one input.
+type Fingerprint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Param string                 `protobuf:"bytes,1,opt,name=param,proto3" json:"param,omitempty"`
+	// value changes whenever what the notebook reads changes; empty means
+	// the executor cannot tell (the stage is never a cache hit).
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// resolved, when set, replaces the parameter's value in the task (the
+	// concrete model version an alias points at).
+	Resolved      string `protobuf:"bytes,3,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fingerprint) Reset() {
+	*x = Fingerprint{}
+	mi := &file_executor_v1_executor_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fingerprint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fingerprint) ProtoMessage() {}
+
+func (x *Fingerprint) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fingerprint.ProtoReflect.Descriptor instead.
+func (*Fingerprint) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Fingerprint) GetParam() string {
+	if x != nil {
+		return x.Param
+	}
+	return ""
+}
+
+func (x *Fingerprint) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Fingerprint) GetResolved() string {
+	if x != nil {
+		return x.Resolved
+	}
+	return ""
+}
+
+func (x *Fingerprint) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type FingerprintResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// fingerprints are in the order of the request's inputs.
+	Fingerprints  []*Fingerprint `protobuf:"bytes,1,rep,name=fingerprints,proto3" json:"fingerprints,omitempty"`
+	Error         *Error         `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FingerprintResponse) Reset() {
+	*x = FingerprintResponse{}
+	mi := &file_executor_v1_executor_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FingerprintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FingerprintResponse) ProtoMessage() {}
+
+func (x *FingerprintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FingerprintResponse.ProtoReflect.Descriptor instead.
+func (*FingerprintResponse) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *FingerprintResponse) GetFingerprints() []*Fingerprint {
+	if x != nil {
+		return x.Fingerprints
+	}
+	return nil
+}
+
+func (x *FingerprintResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_executor_v1_executor_proto protoreflect.FileDescriptor
 
 const file_executor_v1_executor_proto_rawDesc = "" +
@@ -1761,7 +2001,22 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\x14CheckOutputsResponse\x12\x16\n" +
 	"\x06exists\x18\x01 \x01(\bR\x06exists\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
-	"\x05error\x18\x03 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error*N\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error\"C\n" +
+	"\x05Input\x12\x14\n" +
+	"\x05param\x18\x01 \x01(\tR\x05param\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03ref\x18\x03 \x01(\tR\x03ref\"w\n" +
+	"\x12FingerprintRequest\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.pipectl.executor.v1.TaskR\x04task\x122\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x1a.pipectl.executor.v1.InputR\x06inputs\"m\n" +
+	"\vFingerprint\x12\x14\n" +
+	"\x05param\x18\x01 \x01(\tR\x05param\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
+	"\bresolved\x18\x03 \x01(\tR\bresolved\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\x8d\x01\n" +
+	"\x13FingerprintResponse\x12D\n" +
+	"\ffingerprints\x18\x01 \x03(\v2 .pipectl.executor.v1.FingerprintR\ffingerprints\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error*N\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
@@ -1774,13 +2029,14 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\fCancelReason\x12\x1d\n" +
 	"\x19CANCEL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CANCEL_REASON_CANCELLED\x10\x01\x12#\n" +
-	"\x1fCANCEL_REASON_DEADLINE_EXCEEDED\x10\x022\xbd\x03\n" +
+	"\x1fCANCEL_REASON_DEADLINE_EXCEEDED\x10\x022\x9f\x04\n" +
 	"\bExecutor\x12W\n" +
 	"\bDescribe\x12$.pipectl.executor.v1.DescribeRequest\x1a%.pipectl.executor.v1.DescribeResponse\x12W\n" +
 	"\bValidate\x12$.pipectl.executor.v1.ValidateRequest\x1a%.pipectl.executor.v1.ValidateResponse\x12G\n" +
 	"\x03Run\x12\x1f.pipectl.executor.v1.RunRequest\x1a\x1d.pipectl.executor.v1.RunEvent0\x01\x12Q\n" +
 	"\x06Cancel\x12\".pipectl.executor.v1.CancelRequest\x1a#.pipectl.executor.v1.CancelResponse\x12c\n" +
-	"\fCheckOutputs\x12(.pipectl.executor.v1.CheckOutputsRequest\x1a).pipectl.executor.v1.CheckOutputsResponseBGZEgithub.com/pipectl/pipectl/engine/plugin/proto/executor/v1;executorv1b\x06proto3"
+	"\fCheckOutputs\x12(.pipectl.executor.v1.CheckOutputsRequest\x1a).pipectl.executor.v1.CheckOutputsResponse\x12`\n" +
+	"\vFingerprint\x12'.pipectl.executor.v1.FingerprintRequest\x1a(.pipectl.executor.v1.FingerprintResponseBGZEgithub.com/pipectl/pipectl/engine/plugin/proto/executor/v1;executorv1b\x06proto3"
 
 var (
 	file_executor_v1_executor_proto_rawDescOnce sync.Once
@@ -1795,7 +2051,7 @@ func file_executor_v1_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_executor_v1_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_executor_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_executor_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_executor_v1_executor_proto_goTypes = []any{
 	(Severity)(0),                 // 0: pipectl.executor.v1.Severity
 	(Status)(0),                   // 1: pipectl.executor.v1.Status
@@ -1822,27 +2078,31 @@ var file_executor_v1_executor_proto_goTypes = []any{
 	(*CancelResponse)(nil),        // 22: pipectl.executor.v1.CancelResponse
 	(*CheckOutputsRequest)(nil),   // 23: pipectl.executor.v1.CheckOutputsRequest
 	(*CheckOutputsResponse)(nil),  // 24: pipectl.executor.v1.CheckOutputsResponse
-	nil,                           // 25: pipectl.executor.v1.StageSpec.ParamsEntry
-	nil,                           // 26: pipectl.executor.v1.Task.ParamsEntry
-	nil,                           // 27: pipectl.executor.v1.Result.OutputsEntry
-	nil,                           // 28: pipectl.executor.v1.Result.MetricsEntry
-	nil,                           // 29: pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*Input)(nil),                 // 25: pipectl.executor.v1.Input
+	(*FingerprintRequest)(nil),    // 26: pipectl.executor.v1.FingerprintRequest
+	(*Fingerprint)(nil),           // 27: pipectl.executor.v1.Fingerprint
+	(*FingerprintResponse)(nil),   // 28: pipectl.executor.v1.FingerprintResponse
+	nil,                           // 29: pipectl.executor.v1.StageSpec.ParamsEntry
+	nil,                           // 30: pipectl.executor.v1.Task.ParamsEntry
+	nil,                           // 31: pipectl.executor.v1.Result.OutputsEntry
+	nil,                           // 32: pipectl.executor.v1.Result.MetricsEntry
+	nil,                           // 33: pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
 }
 var file_executor_v1_executor_proto_depIdxs = []int32{
 	6,  // 0: pipectl.executor.v1.DescribeResponse.info:type_name -> pipectl.executor.v1.Info
 	3,  // 1: pipectl.executor.v1.DescribeResponse.error:type_name -> pipectl.executor.v1.Error
-	25, // 2: pipectl.executor.v1.StageSpec.params:type_name -> pipectl.executor.v1.StageSpec.ParamsEntry
+	29, // 2: pipectl.executor.v1.StageSpec.params:type_name -> pipectl.executor.v1.StageSpec.ParamsEntry
 	7,  // 3: pipectl.executor.v1.ValidateRequest.stages:type_name -> pipectl.executor.v1.StageSpec
 	11, // 4: pipectl.executor.v1.ValidateResponse.diagnostics:type_name -> pipectl.executor.v1.Diagnostic
 	3,  // 5: pipectl.executor.v1.ValidateResponse.error:type_name -> pipectl.executor.v1.Error
 	0,  // 6: pipectl.executor.v1.Diagnostic.severity:type_name -> pipectl.executor.v1.Severity
 	10, // 7: pipectl.executor.v1.Diagnostic.pos:type_name -> pipectl.executor.v1.Pos
-	26, // 8: pipectl.executor.v1.Task.params:type_name -> pipectl.executor.v1.Task.ParamsEntry
-	30, // 9: pipectl.executor.v1.Task.timeout:type_name -> google.protobuf.Duration
+	30, // 8: pipectl.executor.v1.Task.params:type_name -> pipectl.executor.v1.Task.ParamsEntry
+	34, // 9: pipectl.executor.v1.Task.timeout:type_name -> google.protobuf.Duration
 	12, // 10: pipectl.executor.v1.RunRequest.task:type_name -> pipectl.executor.v1.Task
-	31, // 11: pipectl.executor.v1.RunEvent.time:type_name -> google.protobuf.Timestamp
+	35, // 11: pipectl.executor.v1.RunEvent.time:type_name -> google.protobuf.Timestamp
 	15, // 12: pipectl.executor.v1.RunEvent.log:type_name -> pipectl.executor.v1.LogLine
 	16, // 13: pipectl.executor.v1.RunEvent.progress:type_name -> pipectl.executor.v1.Progress
 	17, // 14: pipectl.executor.v1.RunEvent.link:type_name -> pipectl.executor.v1.Link
@@ -1850,29 +2110,35 @@ var file_executor_v1_executor_proto_depIdxs = []int32{
 	19, // 16: pipectl.executor.v1.Final.result:type_name -> pipectl.executor.v1.Result
 	3,  // 17: pipectl.executor.v1.Final.error:type_name -> pipectl.executor.v1.Error
 	1,  // 18: pipectl.executor.v1.Result.status:type_name -> pipectl.executor.v1.Status
-	27, // 19: pipectl.executor.v1.Result.outputs:type_name -> pipectl.executor.v1.Result.OutputsEntry
-	28, // 20: pipectl.executor.v1.Result.metrics:type_name -> pipectl.executor.v1.Result.MetricsEntry
+	31, // 19: pipectl.executor.v1.Result.outputs:type_name -> pipectl.executor.v1.Result.OutputsEntry
+	32, // 20: pipectl.executor.v1.Result.metrics:type_name -> pipectl.executor.v1.Result.MetricsEntry
 	17, // 21: pipectl.executor.v1.Result.links:type_name -> pipectl.executor.v1.Link
 	20, // 22: pipectl.executor.v1.Result.failure:type_name -> pipectl.executor.v1.Failure
 	2,  // 23: pipectl.executor.v1.CancelRequest.reason:type_name -> pipectl.executor.v1.CancelReason
 	12, // 24: pipectl.executor.v1.CheckOutputsRequest.task:type_name -> pipectl.executor.v1.Task
-	29, // 25: pipectl.executor.v1.CheckOutputsRequest.outputs:type_name -> pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
+	33, // 25: pipectl.executor.v1.CheckOutputsRequest.outputs:type_name -> pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
 	3,  // 26: pipectl.executor.v1.CheckOutputsResponse.error:type_name -> pipectl.executor.v1.Error
-	4,  // 27: pipectl.executor.v1.Executor.Describe:input_type -> pipectl.executor.v1.DescribeRequest
-	8,  // 28: pipectl.executor.v1.Executor.Validate:input_type -> pipectl.executor.v1.ValidateRequest
-	13, // 29: pipectl.executor.v1.Executor.Run:input_type -> pipectl.executor.v1.RunRequest
-	21, // 30: pipectl.executor.v1.Executor.Cancel:input_type -> pipectl.executor.v1.CancelRequest
-	23, // 31: pipectl.executor.v1.Executor.CheckOutputs:input_type -> pipectl.executor.v1.CheckOutputsRequest
-	5,  // 32: pipectl.executor.v1.Executor.Describe:output_type -> pipectl.executor.v1.DescribeResponse
-	9,  // 33: pipectl.executor.v1.Executor.Validate:output_type -> pipectl.executor.v1.ValidateResponse
-	14, // 34: pipectl.executor.v1.Executor.Run:output_type -> pipectl.executor.v1.RunEvent
-	22, // 35: pipectl.executor.v1.Executor.Cancel:output_type -> pipectl.executor.v1.CancelResponse
-	24, // 36: pipectl.executor.v1.Executor.CheckOutputs:output_type -> pipectl.executor.v1.CheckOutputsResponse
-	32, // [32:37] is the sub-list for method output_type
-	27, // [27:32] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	12, // 27: pipectl.executor.v1.FingerprintRequest.task:type_name -> pipectl.executor.v1.Task
+	25, // 28: pipectl.executor.v1.FingerprintRequest.inputs:type_name -> pipectl.executor.v1.Input
+	27, // 29: pipectl.executor.v1.FingerprintResponse.fingerprints:type_name -> pipectl.executor.v1.Fingerprint
+	3,  // 30: pipectl.executor.v1.FingerprintResponse.error:type_name -> pipectl.executor.v1.Error
+	4,  // 31: pipectl.executor.v1.Executor.Describe:input_type -> pipectl.executor.v1.DescribeRequest
+	8,  // 32: pipectl.executor.v1.Executor.Validate:input_type -> pipectl.executor.v1.ValidateRequest
+	13, // 33: pipectl.executor.v1.Executor.Run:input_type -> pipectl.executor.v1.RunRequest
+	21, // 34: pipectl.executor.v1.Executor.Cancel:input_type -> pipectl.executor.v1.CancelRequest
+	23, // 35: pipectl.executor.v1.Executor.CheckOutputs:input_type -> pipectl.executor.v1.CheckOutputsRequest
+	26, // 36: pipectl.executor.v1.Executor.Fingerprint:input_type -> pipectl.executor.v1.FingerprintRequest
+	5,  // 37: pipectl.executor.v1.Executor.Describe:output_type -> pipectl.executor.v1.DescribeResponse
+	9,  // 38: pipectl.executor.v1.Executor.Validate:output_type -> pipectl.executor.v1.ValidateResponse
+	14, // 39: pipectl.executor.v1.Executor.Run:output_type -> pipectl.executor.v1.RunEvent
+	22, // 40: pipectl.executor.v1.Executor.Cancel:output_type -> pipectl.executor.v1.CancelResponse
+	24, // 41: pipectl.executor.v1.Executor.CheckOutputs:output_type -> pipectl.executor.v1.CheckOutputsResponse
+	28, // 42: pipectl.executor.v1.Executor.Fingerprint:output_type -> pipectl.executor.v1.FingerprintResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_executor_v1_executor_proto_init() }
@@ -1892,7 +2158,7 @@ func file_executor_v1_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_v1_executor_proto_rawDesc), len(file_executor_v1_executor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   27,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

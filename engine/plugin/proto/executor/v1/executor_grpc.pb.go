@@ -24,6 +24,7 @@ const (
 	Executor_Run_FullMethodName          = "/pipectl.executor.v1.Executor/Run"
 	Executor_Cancel_FullMethodName       = "/pipectl.executor.v1.Executor/Cancel"
 	Executor_CheckOutputs_FullMethodName = "/pipectl.executor.v1.Executor/CheckOutputs"
+	Executor_Fingerprint_FullMethodName  = "/pipectl.executor.v1.Executor/Fingerprint"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -49,6 +50,11 @@ type ExecutorClient interface {
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// CheckOutputs reports whether a cached stage's outputs still exist.
 	CheckOutputs(ctx context.Context, in *CheckOutputsRequest, opts ...grpc.CallOption) (*CheckOutputsResponse, error)
+	// Fingerprint says what a stage's inputs (files, registered models) are
+	// now, for its cache key. A server that does not implement it answers
+	// UNIMPLEMENTED, and pipectl runs such stages every time rather than
+	// trust the cache.
+	Fingerprint(ctx context.Context, in *FingerprintRequest, opts ...grpc.CallOption) (*FingerprintResponse, error)
 }
 
 type executorClient struct {
@@ -118,6 +124,16 @@ func (c *executorClient) CheckOutputs(ctx context.Context, in *CheckOutputsReque
 	return out, nil
 }
 
+func (c *executorClient) Fingerprint(ctx context.Context, in *FingerprintRequest, opts ...grpc.CallOption) (*FingerprintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FingerprintResponse)
+	err := c.cc.Invoke(ctx, Executor_Fingerprint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -141,6 +157,11 @@ type ExecutorServer interface {
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// CheckOutputs reports whether a cached stage's outputs still exist.
 	CheckOutputs(context.Context, *CheckOutputsRequest) (*CheckOutputsResponse, error)
+	// Fingerprint says what a stage's inputs (files, registered models) are
+	// now, for its cache key. A server that does not implement it answers
+	// UNIMPLEMENTED, and pipectl runs such stages every time rather than
+	// trust the cache.
+	Fingerprint(context.Context, *FingerprintRequest) (*FingerprintResponse, error)
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -165,6 +186,9 @@ func (UnimplementedExecutorServer) Cancel(context.Context, *CancelRequest) (*Can
 }
 func (UnimplementedExecutorServer) CheckOutputs(context.Context, *CheckOutputsRequest) (*CheckOutputsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckOutputs not implemented")
+}
+func (UnimplementedExecutorServer) Fingerprint(context.Context, *FingerprintRequest) (*FingerprintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Fingerprint not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -270,6 +294,24 @@ func _Executor_CheckOutputs_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_Fingerprint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FingerprintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Fingerprint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Fingerprint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Fingerprint(ctx, req.(*FingerprintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -292,6 +334,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckOutputs",
 			Handler:    _Executor_CheckOutputs_Handler,
+		},
+		{
+			MethodName: "Fingerprint",
+			Handler:    _Executor_Fingerprint_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
