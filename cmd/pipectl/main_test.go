@@ -133,6 +133,7 @@ func encodeFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b, err := enc.NewEncoder().Bytes([]byte(ts.ReadFile(args[1])))
 	ts.Check(err)
+	ts.Check(os.MkdirAll(filepath.Dir(ts.MkAbs(args[2])), 0o755))
 	ts.Check(os.WriteFile(ts.MkAbs(args[2]), b, 0o644))
 }
 
