@@ -204,6 +204,10 @@ func (c *RunCmd) Run(app *App) error {
 	}
 	var fe *runner.FailedError
 	if errors.As(err, &fe) {
+		if e := fe.Run.Error; e != nil && e.UserError && !c.JSON {
+			// The message was shown with the stage and in the summary.
+			err = fmt.Errorf("run %s failed: stage %s: its input or parameters need fixing (see above)", fe.Run.ID, e.Stage)
+		}
 		return &exitError{code: exitRunFailed, err: err}
 	}
 	return err

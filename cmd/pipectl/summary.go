@@ -266,7 +266,11 @@ func (s *runSummary) writeTextTo(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "Stopped: %s\n", e.Message)
 		}
-		fmt.Fprintf(w, "  resume: pipectl run %s --resume %s\n", s.Rec.Pipeline, s.Rec.ID)
+		if e.UserError {
+			fmt.Fprintln(w, "  the stage's input or parameters are at fault: fix them and start a new run")
+		} else {
+			fmt.Fprintf(w, "  resume: pipectl run %s --resume %s\n", s.Rec.Pipeline, s.Rec.ID)
+		}
 	}
 }
 

@@ -50,6 +50,9 @@ csv.field_size_limit(sys.maxsize)  # the csv module's default (128 KiB) is below
 class DataError(ValueError):
     """The input data cannot be used (unreadable, missing columns, nothing left after cleaning)."""
 
+    #: The user's to fix: pipectl_runner reports the message alone, once (docs/STAGES.md).
+    pipectl_user_error = True
+
 
 def read_bytes(path: Path) -> bytes:
     if not path.exists():
