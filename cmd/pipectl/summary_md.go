@@ -126,6 +126,9 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 			if p.Model != "" {
 				fmt.Fprintf(w, " with `%s`", p.Model)
 			}
+			if scores := p.scores(); scores != "" {
+				fmt.Fprintf(w, "; %s", scores)
+			}
 			fmt.Fprintln(w)
 		}
 	}
