@@ -726,6 +726,7 @@ func TestLocalScripts(t *testing.T) {
 			env.Setenv("GITHUB_ACTIONS", "")
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"encode": encodeFile},
 	})
 }
 

@@ -287,9 +287,6 @@ func (r *Report) describe(records [][]string) {
 	if !r.Header {
 		r.fail("the first row looks like data, not column names: add a header row (e.g. text,label) first")
 	}
-	if r.Delimiter != "," {
-		r.fail("the file is separated by %s, and the data stage reads comma-separated files: save it as comma-separated values", delimiterName(r.Delimiter))
-	}
 	if len(header) < 2 {
 		r.fail("the file has one column (%s): the data stage needs a text column and a label column", show(header[0]))
 	}
@@ -519,9 +516,18 @@ func DataName(path string) string {
 // Param is one parameter of the data stage.
 type Param struct{ Name, Value string }
 
+// DelimiterParam is the data stage's delimiter parameter for a separator:
+// the separator itself, or "tab" (schemas/params.cue).
+func DelimiterParam(d string) string {
+	if d == "\t" {
+		return "tab"
+	}
+	return d
+}
+
 // DataParams are the data stage parameters that read the file as
 // inspected: source, data_name, the text and label columns, and encoding
-// when it is not the default (utf-8). They are the --set flags of the
+// and delimiter when they are not the defaults (utf-8, comma). They are the --set flags of the
 // printed command, the CUE snippet and what `pipectl init --data` writes.
 func (r *Report) DataParams(source, dataName string) []Param {
 	ps := []Param{{"data_name", dataName}, {"source", source}}
@@ -533,6 +539,9 @@ func (r *Report) DataParams(source, dataName string) []Param {
 	}
 	if r.Encoding != "utf-8" {
 		ps = append(ps, Param{"encoding", r.Encoding})
+	}
+	if r.Delimiter != "," {
+		ps = append(ps, Param{"delimiter", DelimiterParam(r.Delimiter)})
 	}
 	return ps
 }
