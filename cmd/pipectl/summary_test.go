@@ -94,11 +94,18 @@ func golden(t *testing.T, name, got string) {
 
 func TestSummaryOfASentimentRun(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		failed bool
-	}{{"succeeded", false}, {"failed", true}} {
+		name              string
+		failed, userError bool
+	}{{"succeeded", false, false}, {"failed", true, false}, {"user_error", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, g := sentimentRecord(tc.failed)
+			if tc.userError {
+				// The evaluate stage's input is at fault: its message once,
+				// no traceback, no --resume.
+				ev := rec.Stages["evaluate"]
+				ev.Error = &executor.Failure{Message: "data/x.csv: data row 3, column 'label': fix it", Detail: "Traceback ...", UserError: true}
+				rec.Error = &record.RunError{Stage: "evaluate", Message: ev.Error.Message, Detail: ev.Error.Detail, UserError: true}
+			}
 			s := summarize(rec)
 			var text, md bytes.Buffer
 			s.writeText(&text)
