@@ -16,7 +16,16 @@ GO ?= go
 export PIPECTL_TEST_STATE ?= $(CURDIR)/.pipectl/test
 DEV_PYTHON := $(PIPECTL_TEST_STATE)/dev-python
 
-.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto bench bench-smoke
+.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto bench bench-smoke run bin/pipectl
+
+# The README's quick start: build pipectl once (a built binary keeps the
+# documented exit codes; `go run` turns them all into 1), then run the
+# example pipeline locally.
+run: bin/pipectl
+	bin/pipectl run sentiment
+
+bin/pipectl:
+	$(GO) build -o bin/pipectl ./cmd/pipectl
 
 test: lint py-test go-test fuzz-smoke validate
 

@@ -61,7 +61,15 @@ type App struct {
 	Getenv func(string) string
 	// Registry holds the executors; built on first use, closed by run.
 	Registry *executor.Registry
+	// Verbose (run -v) asks the built-in executors' notebooks for their
+	// libraries' own messages too (verboseEnv).
+	Verbose bool
 }
+
+// verboseEnv is set to 1 in the environment of built-in executors, and so
+// of their notebooks, by `pipectl run -v`: the notebooks then keep
+// MLflow's own messages (docs/STAGES.md, "Verbosity").
+const verboseEnv = "PIPECTL_VERBOSE"
 
 // loadProject loads the spec packages at paths (default specs/), prints
 // every diagnostic to stderr, and fails with exit 2 when there is an error.

@@ -101,11 +101,15 @@ func (a *App) builtinConfig(name string) (plugin.Config, error) {
 	if err != nil {
 		return plugin.Config{}, fmt.Errorf("find the pipectl binary to serve executor %q: %w", name, err)
 	}
+	env := []string{plugin.EnvLogLevel + "=" + a.logLevel()}
+	if a.Verbose {
+		env = append(env, verboseEnv+"=1")
+	}
 	return plugin.Config{
 		Name:   name,
 		Path:   exe,
 		Args:   []string{executorCommand, name},
-		Env:    []string{plugin.EnvLogLevel + "=" + a.logLevel()},
+		Env:    env,
 		Logger: a.hostLogger(),
 	}, nil
 }

@@ -19,6 +19,8 @@ type CLI struct {
 	StateDir string `name:"state-dir" env:"PIPECTL_STATE_DIR" placeholder:"DIR" help:"Keep runs, cache, venvs and the local MLflow store in DIR (default: .pipectl in the project root)."`
 
 	Validate  ValidateCmd  `cmd:"" help:"Check specs against the schemas and pipectl's rules."`
+	Init      InitCmd      `cmd:"" help:"Start a new project in DIR from the shipped template: specs, notebooks, workflows, README."`
+	Data      DataCmd      `cmd:"" help:"Look at input data: pipectl data inspect FILE."`
 	Pipelines PipelinesCmd `cmd:"" help:"List pipelines."`
 	Plan      PlanCmd      `cmd:"" help:"Show what a run would do: stages in order with resolved parameters."`
 	Graph     GraphCmd     `cmd:"" help:"Print a pipeline's stage graph as Mermaid or DOT."`

@@ -11,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/plugin"
@@ -90,6 +93,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"install-plugin": installPlugin,
+			"encode":         encodeFile,
 		},
 	})
 }
@@ -113,6 +117,32 @@ func installPlugin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("unknown test plugin %q", args[0])
 	}
 	ts.Check(copyExecutable(src, filepath.Join(ts.MkAbs(args[1]), plugin.BinaryPrefix+args[0])))
+}
+
+// encodeFile is the script command "encode ENCODING SRC DST": it writes
+// the UTF-8 text file SRC to DST in ENCODING (latin-1, cp1252, utf-8-sig,
+// utf-16), since a .txtar holds UTF-8 text only.
+func encodeFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: encode latin-1|cp1252|utf-8-sig|utf-16 SRC DST")
+	}
+	var enc encoding.Encoding
+	switch args[0] {
+	case "latin-1":
+		enc = charmap.ISO8859_1
+	case "cp1252":
+		enc = charmap.Windows1252
+	case "utf-8-sig":
+		enc = unicode.UTF8BOM
+	case "utf-16":
+		enc = unicode.UTF16(unicode.LittleEndian, unicode.UseBOM)
+	default:
+		ts.Fatalf("unknown encoding %q", args[0])
+	}
+	b, err := enc.NewEncoder().Bytes([]byte(ts.ReadFile(args[1])))
+	ts.Check(err)
+	ts.Check(os.MkdirAll(filepath.Dir(ts.MkAbs(args[2])), 0o755))
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), b, 0o644))
 }
 
 var (

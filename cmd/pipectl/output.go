@@ -175,7 +175,9 @@ func (o *plainOutput) finished(ev runner.Event, p string) {
 		fmt.Fprintln(o.w, head)
 	}
 	if ev.Status == record.Failed && ev.Error != nil {
-		if ev.Error.Detail != "" {
+		// A user error's traceback helps nobody fix the input: it stays in
+		// the stage log (pipectl logs).
+		if ev.Error.Detail != "" && !ev.Error.UserError {
 			for _, l := range strings.Split(strings.TrimRight(ev.Error.Detail, "\n"), "\n") {
 				fmt.Fprintln(o.w, p+"  "+l)
 			}

@@ -729,6 +729,7 @@ func TestLocalScripts(t *testing.T) {
 			env.Setenv("VENV_PYTHON", venv)
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"encode": encodeFile},
 	})
 }
 

@@ -37,7 +37,8 @@ type RunCmd struct {
 	Target   string   `short:"t" help:"Target (default: the pipeline's default_target)."`
 	Set      []string `name:"set" sep:"none" placeholder:"STAGE.PARAM=VALUE" help:"Override a stage parameter for this run (repeatable)."`
 	RunFlags
-	JSON bool `name:"json" help:"Print events as JSON lines on stdout (see docs/RUNS.md) instead of a summary."`
+	JSON    bool `name:"json" help:"Print events as JSON lines on stdout (see docs/RUNS.md) instead of a summary."`
+	Verbose bool `short:"v" name:"verbose" help:"Let notebooks print their libraries' own messages too (MLflow's warnings and links), in the stage logs and on stderr."`
 }
 
 // testNowEnv freezes pipectl's clock at an RFC 3339 instant and makes run
@@ -143,6 +144,7 @@ func (a *App) resumeTarget(f RunFlags, pipeline, target string, sets []string) (
 
 // Run runs the pipeline.
 func (c *RunCmd) Run(app *App) error {
+	app.Verbose = c.Verbose
 	target, sets, err := app.resumeTarget(c.RunFlags, c.Pipeline, c.Target, c.Set)
 	if err != nil {
 		return err
@@ -204,6 +206,10 @@ func (c *RunCmd) Run(app *App) error {
 	}
 	var fe *runner.FailedError
 	if errors.As(err, &fe) {
+		if e := fe.Run.Error; e != nil && e.UserError && !c.JSON {
+			// The message was shown with the stage and in the summary.
+			err = fmt.Errorf("run %s failed: stage %s: its input or parameters need fixing (see above)", fe.Run.ID, e.Stage)
+		}
 		return &exitError{code: exitRunFailed, err: err}
 	}
 	return err

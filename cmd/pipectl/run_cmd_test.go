@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -261,3 +262,19 @@ func TestInterruptCancelsRunningStages(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestVerboseReachesBuiltins: `run -v` puts PIPECTL_VERBOSE=1 in the
+// environment of built-in executors (and so of their notebooks, which
+// then keep MLflow's own messages); without -v it is not set.
+func TestVerboseReachesBuiltins(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		app := &App{Getenv: func(string) string { return "" }, Verbose: verbose}
+		cfg, err := app.builtinConfig("local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(cfg.Env, verboseEnv+"=1"); got != verbose {
+			t.Errorf("verbose %v: env %v", verbose, cfg.Env)
+		}
+	}
+}

@@ -56,6 +56,39 @@ type championRow struct {
 
 type predictionRow struct {
 	Stage, Path, Rows, Model string
+	// Scored says what the metrics are on: the labelled rows of a split
+	// ("holdout split") or of an input file; Metrics are empty when the
+	// input had no labels.
+	Scored  string
+	Metrics map[string]float64
+}
+
+// scores lists an inference stage's metrics on labelled rows, usual
+// classification metrics first, with what they were measured on.
+func (p *predictionRow) scores() string {
+	var parts []string
+	seen := map[string]bool{"rows": true} // the row count is already on the line above
+	for _, k := range append(slices.Clone(metricOrder), slices.Sorted(maps.Keys(p.Metrics))...) {
+		if v, ok := p.Metrics[k]; ok && !seen[k] {
+			seen[k] = true
+			parts = append(parts, k+" "+fmtMetric(v))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return p.Scored + ": " + strings.Join(parts, ", ")
+}
+
+// scoredOn names what an inference stage scored, from its parameters.
+func scoredOn(params map[string]string) string {
+	if in := params["input_path"]; in != "" {
+		return "labelled rows of " + in
+	}
+	if split := params["split"]; split != "" {
+		return split + " split"
+	}
+	return "holdout split"
 }
 
 type linkRow struct {
@@ -118,7 +151,8 @@ func summarize(rec *record.Run) *runSummary {
 			}
 		case spec.TypeInference:
 			if o["predictions_path"] != "" {
-				s.Predictions = append(s.Predictions, predictionRow{Stage: name, Path: o["predictions_path"], Rows: o["rows"], Model: o["model_uri"]})
+				s.Predictions = append(s.Predictions, predictionRow{Stage: name, Path: o["predictions_path"], Rows: o["rows"], Model: o["model_uri"],
+					Scored: scoredOn(st.Params), Metrics: st.Metrics})
 			}
 		}
 		for _, l := range st.Links {
@@ -244,6 +278,9 @@ func (s *runSummary) writeTextTo(w io.Writer) {
 	for _, p := range s.Predictions {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Predictions (%s): %s%s\n", p.Stage, p.Path, rowsNote(p.Rows))
+		if scores := p.scores(); scores != "" {
+			fmt.Fprintf(w, "  %s\n", scores)
+		}
 	}
 	if len(s.Links) > 0 {
 		fmt.Fprintln(w)
@@ -266,7 +303,11 @@ func (s *runSummary) writeTextTo(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "Stopped: %s\n", e.Message)
 		}
-		fmt.Fprintf(w, "  resume: pipectl run %s --resume %s\n", s.Rec.Pipeline, s.Rec.ID)
+		if e.UserError {
+			fmt.Fprintln(w, "  the stage's input or parameters are at fault: fix them and start a new run")
+		} else {
+			fmt.Fprintf(w, "  resume: pipectl run %s --resume %s\n", s.Rec.Pipeline, s.Rec.ID)
+		}
 	}
 }
 

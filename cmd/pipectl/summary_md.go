@@ -126,6 +126,9 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 			if p.Model != "" {
 				fmt.Fprintf(w, " with `%s`", p.Model)
 			}
+			if scores := p.scores(); scores != "" {
+				fmt.Fprintf(w, "; %s", scores)
+			}
 			fmt.Fprintln(w)
 		}
 	}
@@ -148,7 +151,7 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 		} else {
 			fmt.Fprintf(w, "**Stopped:** %s\n", mdCell(e.Message))
 		}
-		if e.Detail != "" {
+		if e.Detail != "" && !e.UserError {
 			fmt.Fprintf(w, "\n<details><summary>Detail</summary>\n\n```\n%s\n```\n\n</details>\n", strings.TrimRight(e.Detail, "\n"))
 		}
 		if len(s.AlsoFailed) > 0 {
@@ -157,7 +160,11 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 		if len(s.Skipped) > 0 {
 			fmt.Fprintf(w, "\nSkipped because an upstream stage failed: %s.\n", "`"+strings.Join(s.Skipped, "`, `")+"`")
 		}
-		fmt.Fprintf(w, "\nResume with `pipectl run %s --resume %s`.\n", r.Pipeline, r.ID)
+		if e.UserError {
+			fmt.Fprintln(w, "\nThe stage's input or parameters are at fault: fix them and start a new run.")
+		} else {
+			fmt.Fprintf(w, "\nResume with `pipectl run %s --resume %s`.\n", r.Pipeline, r.ID)
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -47,7 +47,7 @@ func sentimentRecord(failed bool) (*record.Run, *dag.Graph) {
 				"model_version": "9", "model_uri": "models:/sentiment_classifier/9", "candidate_uri": "models:/sentiment_classifier/9"},
 				map[string]float64{"candidate_score": 0.7803, "champion_score": 0.7712, "delta": 0.0091}),
 			"inference": stage("inference", 110, 131, map[string]string{"predictions_path": "/p/.pipectl/predictions/sentiment/20260102-030405-000-1a2b/predictions.parquet",
-				"rows": "533", "model_uri": "models:/sentiment_classifier@champion"}, nil),
+				"rows": "533", "model_uri": "models:/sentiment_classifier@champion"}, map[string]float64{"accuracy": 0.8124, "f1_macro": 0.7933, "rows": 533}),
 		}}
 	rec.Stages["train_nb"].Status = record.Cached
 	rec.Stages["train_nb"].Cache = &record.CacheInfo{Status: "hit", FromRun: "20260101-000000-000-0001"}
@@ -94,11 +94,18 @@ func golden(t *testing.T, name, got string) {
 
 func TestSummaryOfASentimentRun(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		failed bool
-	}{{"succeeded", false}, {"failed", true}} {
+		name              string
+		failed, userError bool
+	}{{"succeeded", false, false}, {"failed", true, false}, {"user_error", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, g := sentimentRecord(tc.failed)
+			if tc.userError {
+				// The evaluate stage's input is at fault: its message once,
+				// no traceback, no --resume.
+				ev := rec.Stages["evaluate"]
+				ev.Error = &executor.Failure{Message: "data/x.csv: data row 3, column 'label': fix it", Detail: "Traceback ...", UserError: true}
+				rec.Error = &record.RunError{Stage: "evaluate", Message: ev.Error.Message, Detail: ev.Error.Detail, UserError: true}
+			}
 			s := summarize(rec)
 			var text, md bytes.Buffer
 			s.writeText(&text)

@@ -159,6 +159,10 @@ type Failure struct {
 	// Retryable says a retry may succeed (infrastructure errors); the
 	// runner never retries a failure that is not.
 	Retryable bool `json:"retryable"`
+	// UserError says the stage's input or parameters are at fault (bad
+	// data, a wrong column name): Message says what to fix, Detail keeps
+	// the traceback for the log, and resuming the same run cannot help.
+	UserError bool `json:"user_error,omitempty"`
 }
 
 // CheckRequest asks whether a cached stage's outputs still exist.

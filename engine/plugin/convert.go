@@ -169,7 +169,7 @@ func resultToProto(r executor.Result) *pb.Result {
 		out.Links = append(out.Links, linkToProto(l))
 	}
 	if r.Error != nil {
-		out.Failure = &pb.Failure{Message: r.Error.Message, Detail: r.Error.Detail, Retryable: r.Error.Retryable}
+		out.Failure = &pb.Failure{Message: r.Error.Message, Detail: r.Error.Detail, Retryable: r.Error.Retryable, UserError: r.Error.UserError}
 	}
 	return out
 }
@@ -195,7 +195,7 @@ func resultFromProto(r *pb.Result) executor.Result {
 		out.Links = append(out.Links, linkFromProto(l))
 	}
 	if f := r.GetFailure(); f != nil {
-		out.Error = &executor.Failure{Message: f.GetMessage(), Detail: f.GetDetail(), Retryable: f.GetRetryable()}
+		out.Error = &executor.Failure{Message: f.GetMessage(), Detail: f.GetDetail(), Retryable: f.GetRetryable(), UserError: f.GetUserError()}
 	}
 	return out
 }

@@ -46,7 +46,7 @@ func TestConvertRoundTrip(t *testing.T) {
 		t.Errorf("task changed in transit\n%s", diff)
 	}
 	res := executor.Result{Status: executor.Failed, Outputs: map[string]string{"o": "v"}, Metrics: map[string]float64{"f1": 0.5},
-		Links: []executor.Link{{Label: "run", URL: "https://x"}}, Error: &executor.Failure{Message: "m", Detail: "d", Retryable: true}}
+		Links: []executor.Link{{Label: "run", URL: "https://x"}}, Error: &executor.Failure{Message: "m", Detail: "d", Retryable: true, UserError: true}}
 	if diff := cmp.Diff(res, resultFromProto(resultToProto(res))); diff != "" {
 		t.Errorf("result changed in transit\n%s", diff)
 	}

@@ -97,6 +97,9 @@ type RunError struct {
 	Stage   string `json:"stage,omitempty"`
 	Message string `json:"message"`
 	Detail  string `json:"detail,omitempty"`
+	// UserError: the stage's input or parameters are at fault
+	// (executor.Failure.UserError); resuming the run cannot help.
+	UserError bool `json:"user_error,omitempty"`
 }
 
 // Stage is one stage of a run.

@@ -352,7 +352,7 @@ func (e *execution) finishStage(d stageDone) {
 			e.outputs[d.name] = st.Outputs
 		case record.Failed, record.Cancelled:
 			if rec.Error == nil && d.status == record.Failed && d.failure != nil {
-				rec.Error = &record.RunError{Stage: d.name, Message: d.failure.Message, Detail: d.failure.Detail}
+				rec.Error = &record.RunError{Stage: d.name, Message: d.failure.Message, Detail: d.failure.Detail, UserError: d.failure.UserError}
 			}
 			for _, n := range descendants {
 				if ds := rec.Stages[n]; ds != nil && ds.Status == record.Pending {

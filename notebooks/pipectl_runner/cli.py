@@ -152,13 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         err = result.error or {}
         verb = "was stopped" if result.interrupted else "failed"
-        print(
-            f"pipectl_runner: cell {err.get('cell')} of {result.cells} {verb} ({err.get('error', '')})",
-            file=sys.stderr,
-        )
-        print(err.get("error_trace", ""), file=sys.stderr, end="")
+        # Whoever asks for --error-output reports the error from the file (the local executor: the
+        # traceback goes to the stage log, a user error's message is shown once); printing the
+        # traceback, or a user error at all, here too would show them twice.
         if args.error_output:
             _write(args.error_output, json.dumps(err, indent=2) + "\n")
+        if not (args.error_output and err.get("user_error")):
+            print(
+                f"pipectl_runner: cell {err.get('cell')} of {result.cells} {verb} ({err.get('error', '')})",
+                file=sys.stderr,
+            )
+        if not args.error_output:
+            print(err.get("error_trace", ""), file=sys.stderr, end="")
     if args.timings:
         for number, seconds in result.cell_seconds.items():
             print(f"pipectl_runner: cell {number}: {seconds:.3f}s", file=sys.stderr)

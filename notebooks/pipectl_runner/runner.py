@@ -14,6 +14,12 @@ from typing import Any
 from .dbutils import DBUtils, NotebookExit
 from .notebook import Cell, parse_notebook
 
+#: An exception class with this attribute set to True is the user's to fix (bad input data, a wrong
+#: parameter): the error then carries "user_error": true and "message", the exception's text alone,
+#: which pipectl shows once, without the traceback (that stays in the stage log) and without
+#: suggesting --resume.
+USER_ERROR_ATTRIBUTE = "pipectl_user_error"
+
 
 class StageTerminated(BaseException):
     """Raised inside the notebook when the runner receives SIGTERM, so `with` blocks unwind (an
@@ -26,7 +32,9 @@ class RunResult:
     exit_value: str | None  # what the notebook passed to dbutils.notebook.exit, if it did
     task_values: dict[str, Any]
     cells: int
-    error: dict[str, Any] | None = None  # {"error", "error_trace", "cell"} as in runs/get-output
+    # {"error", "error_trace", "cell"} as in runs/get-output; plus "user_error" and "message" for
+    # a user error (USER_ERROR_ATTRIBUTE)
+    error: dict[str, Any] | None = None
     interrupted: str | None = None  # "SIGTERM" / "SIGINT" when a signal stopped the notebook
     cell_seconds: dict[int, float] = field(default_factory=dict)
 
@@ -106,6 +114,8 @@ def run_notebook(
                     result.interrupted = "SIGTERM"
                 message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 result.error = {"error": message, "error_trace": _trace(exc, nb), "cell": cell.number}
+                if getattr(exc, USER_ERROR_ATTRIBUTE, False) is True:
+                    result.error.update(user_error=True, message=str(exc))
                 break
             finally:
                 result.cell_seconds[cell.number] = time.perf_counter() - started

@@ -50,6 +50,9 @@ csv.field_size_limit(sys.maxsize)  # the csv module's default (128 KiB) is below
 class DataError(ValueError):
     """The input data cannot be used (unreadable, missing columns, nothing left after cleaning)."""
 
+    #: The user's to fix: pipectl_runner reports the message alone, once (docs/STAGES.md).
+    pipectl_user_error = True
+
 
 def read_bytes(path: Path) -> bytes:
     if not path.exists():
@@ -262,11 +265,36 @@ def _read_utf8_fast(data: bytes, encoding: str, path: Path) -> pd.DataFrame | No
     return df
 
 
-def read_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
+#: The `delimiter` parameter's values and the separators they name.
+DELIMITERS = {",": ",", ";": ";", "|": "|", "tab": "\t"}
+
+
+def _to_commas(text: str, delimiter: str, path: Path) -> str:
+    """Rewrite text separated by `delimiter` as comma-separated, field for field: records keep their
+    data rows and lines (quoted newlines stay), so every later message points at the right place."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for fields in reader:
+            writer.writerow(fields)
+    except csv.Error as exc:
+        raise DataError(
+            f"{path}: line {reader.line_num}: {exc}: a quoted field starts there and never ends (an "
+            'unbalanced \'"\'); double quotes inside a quoted field must be doubled ("")'
+        ) from None
+    return out.getvalue()
+
+
+def read_csv(data: bytes, encoding: str, path: Path, delimiter: str = ",") -> pd.DataFrame:
     """Parse CSV bytes into string columns. Only empty fields are missing values: a sentence that
-    reads "NA" or "None" stays text. Quoted fields may hold commas, quotes and newlines; a UTF-8
-    byte order mark is dropped."""
+    reads "NA" or "None" stays text. Quoted fields may hold the delimiter, quotes and newlines; a
+    UTF-8 byte order mark is dropped. `delimiter` is a DELIMITERS key."""
     import pandas as pd
+
+    if DELIMITERS[delimiter] != ",":
+        data = _to_commas(decode(data, encoding, path), DELIMITERS[delimiter], path).encode("utf-8")
+        encoding = "utf-8"
 
     if _is_utf8(encoding):
         df = _read_utf8_fast(data, encoding, path)
@@ -296,8 +324,8 @@ def require_columns(df: pd.DataFrame, columns: dict[str, str], path: Path) -> No
                 for sep, name in _OTHER_DELIMITERS.items():
                     if sep in found[0] and column in found[0].split(sep):
                         hint = (
-                            f"; the header looks separated by {name}, not commas: save the file as "
-                            "comma-separated values"
+                            f"; the header looks separated by {name}, not commas: set the 'delimiter' "
+                            f"parameter to {next(k for k, v in DELIMITERS.items() if v == sep)!r}"
                         )
                         break
             raise DataError(

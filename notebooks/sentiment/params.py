@@ -18,6 +18,9 @@ from .paths import is_safe_segment
 class ParamError(ValueError):
     """A stage parameter is missing or has an invalid value."""
 
+    #: The user's to fix: pipectl_runner reports the message alone, once (docs/STAGES.md).
+    pipectl_user_error = True
+
 
 def _show(value: str) -> str:
     return repr(value if len(value) <= 80 else value[:77] + "...")

@@ -7,8 +7,13 @@ defaults apply, so a notebook also runs interactively.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +26,46 @@ _MODELS_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[A-Za-z0-9_-]+)
 _RUNS = re.compile(r"^runs:/(?P<run_id>[0-9A-Za-z]+)/(?P<path>.+)$")
 
 
+#: Set to 1 (by `pipectl run -v`) to keep MLflow's own messages; see `quiet_mlflow`.
+VERBOSE_ENV = "PIPECTL_VERBOSE"
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+def quiet_mlflow() -> None:
+    """Unless PIPECTL_VERBOSE is 1, keep MLflow's own logging to errors (its INFO lines and the
+    pickle-format warning every model log prints: the format is chosen on purpose, see train) and
+    drop its "View run" links, which point at the local executor's per-run server and are dead
+    once the run ends (pipectl links to `pipectl ui` instead)."""
+    if verbose():
+        return
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def mlflow_chatter() -> Iterator[None]:
+    """Hold back what MLflow prints straight to stderr inside the block (the "registered model" and
+    "created version" notes of log_model), unless PIPECTL_VERBOSE is 1; on an error it is printed
+    after all, so nothing that explains a failure is lost."""
+    if verbose():
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        sys.stderr.write(held.getvalue())
+        raise
+
+
 def configure(ctx: Context) -> None:
     import mlflow
 
+    quiet_mlflow()
     if ctx.tracking_uri:
         mlflow.set_tracking_uri(ctx.tracking_uri)
     if ctx.registry_uri:

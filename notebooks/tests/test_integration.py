@@ -259,8 +259,10 @@ def test_failures_are_reported_and_runs_end_failed(store):
         model_type="logistic_regression",
         model_params={"C": 1, "learnin_rate": 0.1},
     )
-    assert "cell 3 of 4 failed" in bad["stderr"]
-    assert "unknown key 'learnin_rate'; valid: C, class_weight" in bad["error"]["error"]
+    # A parameter error is the user's: reported once, through the error file, not on stderr.
+    assert bad["error"]["cell"] == 3 and bad["error"]["user_error"] is True
+    assert "cell 3 of 4 failed" not in bad["stderr"] and "Traceback" not in bad["stderr"]
+    assert "unknown key 'learnin_rate'; valid: C, class_weight" in bad["error"]["message"]
     # An error inside the MLflow run (scikit-learn rejects C=-1 at fit) ends the run FAILED.
     failed = store.run(
         "train_model.py",

@@ -89,6 +89,32 @@ def test_error_names_the_cell_and_exits_1(tmp_path):
     assert f'File "{nb}", line 10' in data["error_trace"] and "pipectl_runner" not in data["error_trace"]
 
 
+def test_user_error_is_reported_once_through_the_error_file(tmp_path):
+    """An exception marked pipectl_user_error (bad input, a wrong parameter) carries its message
+    alone and user_error in the error file; with --error-output nothing of it goes to stderr
+    (pipectl shows the message once, the traceback stays in the stage log)."""
+    nb = notebook(
+        tmp_path,
+        "class BadInput(ValueError):\n    pipectl_user_error = True",
+        "raise BadInput('data.csv: data row 3, column label: fix it')",
+    )
+    err = tmp_path / "err.json"
+    proc = cli(str(nb), "--error-output", str(err))
+    assert proc.returncode == 1 and proc.stderr == ""
+    data = json.loads(err.read_text())
+    assert data["user_error"] is True and data["message"] == "data.csv: data row 3, column label: fix it"
+    assert data["error_trace"].startswith("Traceback")
+    # Without the file, stderr has it all.
+    proc = cli(str(nb))
+    assert proc.returncode == 1 and "cell 2 of 2 failed" in proc.stderr and "Traceback" in proc.stderr
+
+
+def test_other_errors_are_not_user_errors(tmp_path):
+    err = tmp_path / "err.json"
+    cli(str(notebook(tmp_path, "raise KeyError('x')")), "--error-output", str(err))
+    assert "user_error" not in json.loads(err.read_text())
+
+
 def test_syntax_error_and_unsupported_magic(tmp_path):
     proc = cli(str(notebook(tmp_path, "x = (", name="syntax.py")))
     assert proc.returncode == 1 and "cell 1 of 1 failed" in proc.stderr and "SyntaxError" in proc.stderr

@@ -541,6 +541,11 @@ func (e *Executor) links(ctx context.Context, outputs map[string]string, srv *se
 func (e *Executor) notebookFailure(task executor.Task, st proc.Status, errFile string, stderrTail *ring) executor.Result {
 	if b, err := os.ReadFile(errFile); err == nil {
 		var re runnerError
+		if json.Unmarshal(b, &re) == nil && re.UserError && re.Message != "" {
+			res := failed(oneLine(re.Message), tailText(re.ErrorTrace), false)
+			res.Error.UserError = true
+			return res
+		}
 		if json.Unmarshal(b, &re) == nil && re.Error != "" {
 			return failed(fmt.Sprintf("%s failed in cell %d: %s", task.Notebook, re.Cell, oneLine(re.Error)), tailText(re.ErrorTrace), false)
 		}

@@ -110,6 +110,11 @@ type runnerError struct {
 	Error      string `json:"error"`
 	ErrorTrace string `json:"error_trace"`
 	Cell       int    `json:"cell"`
+	// UserError and Message: the notebook raised an error marked as the
+	// user's (docs/STAGES.md, "The local runner"); Message is its text
+	// alone, without the exception's type.
+	UserError bool   `json:"user_error"`
+	Message   string `json:"message"`
 }
 
 // maxDetail bounds a failure's Detail (the tail of a traceback).

@@ -9,6 +9,7 @@ from typing import Any
 from .. import params as P
 from ..cleaning import CONFLICT_POLICIES
 from ..context import CONTEXT_WIDGETS, Context
+from ..csvio import DELIMITERS
 from ..result import StageResult
 
 WIDGETS: dict[str, str] = {
@@ -16,6 +17,7 @@ WIDGETS: dict[str, str] = {
     "data_version": "v1",
     "source": "data/sample/financial_news.csv",
     "encoding": "utf-8",
+    "delimiter": ",",
     "text_column": "Sentence",
     "label_column": "Sentiment",
     "test_size": "0.2",
@@ -35,6 +37,7 @@ class DataParams:
     data_version: str
     source: str
     encoding: str
+    delimiter: str
     text_column: str
     label_column: str
     test_size: float
@@ -76,6 +79,7 @@ class DataParams:
             data_version=P.segment(raw, "data_version"),
             source=P.required(raw, "source"),
             encoding=P.get(raw, "encoding").strip() or "utf-8",
+            delimiter=P.choice(raw, "delimiter", DELIMITERS, ","),
             text_column=text_column,
             label_column=label_column,
             test_size=test_size,
@@ -91,6 +95,8 @@ class DataParams:
         """The parameters that define the content of a version (not `overwrite`)."""
         out = asdict(self)
         out.pop("overwrite")
+        if self.delimiter == ",":
+            out.pop("delimiter")  # the default: versions written before the parameter existed stay the same
         if not self.holdout:
             out["holdout_size"] = None
         return out
@@ -148,7 +154,7 @@ def create(p: DataParams, ctx: Context) -> StageResult:
 
     src = ctx.resolve(p.source)
     raw_bytes = read_bytes(src)
-    df = read_csv(raw_bytes, p.encoding, src)
+    df = read_csv(raw_bytes, p.encoding, src, p.delimiter)
     wanted = {"text_column": p.text_column, "label_column": p.label_column}
     for i, col in enumerate(p.stratify or []):
         wanted[f"stratify[{i}]"] = col

@@ -157,7 +157,7 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
 
         signature = infer_signature(pd.DataFrame({"text": examples}), model.predict(examples))
         T.allow_model_loading()
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, T.mlflow_chatter():
             # Ship the package with the model so its TextNormalizer loads anywhere.
             code = Path(tmp) / "sentiment"
             shutil.copytree(PACKAGE_DIR, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -1373,7 +1373,11 @@ type Failure struct {
 	// detail is the tail of a traceback or remote error trace.
 	Detail string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	// retryable says a retry may succeed (infrastructure errors).
-	Retryable     bool `protobuf:"varint,3,opt,name=retryable,proto3" json:"retryable,omitempty"`
+	Retryable bool `protobuf:"varint,3,opt,name=retryable,proto3" json:"retryable,omitempty"`
+	// user_error says the stage's input or parameters are at fault (the
+	// notebook raised an error marked as the user's): message says what to
+	// fix, and resuming the same run cannot help.
+	UserError     bool `protobuf:"varint,4,opt,name=user_error,json=userError,proto3" json:"user_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,6 +1429,13 @@ func (x *Failure) GetDetail() string {
 func (x *Failure) GetRetryable() bool {
 	if x != nil {
 		return x.Retryable
+	}
+	return false
+}
+
+func (x *Failure) GetUserError() bool {
+	if x != nil {
+		return x.UserError
 	}
 	return false
 }
@@ -1982,11 +1993,13 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"Y\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"x\n" +
 	"\aFailure\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1c\n" +
-	"\tretryable\x18\x03 \x01(\bR\tretryable\"c\n" +
+	"\tretryable\x18\x03 \x01(\bR\tretryable\x12\x1d\n" +
+	"\n" +
+	"user_error\x18\x04 \x01(\bR\tuserError\"c\n" +
 	"\rCancelRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x129\n" +
 	"\x06reason\x18\x02 \x01(\x0e2!.pipectl.executor.v1.CancelReasonR\x06reason\"&\n" +
