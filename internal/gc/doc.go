@@ -14,7 +14,8 @@
 //     owns.
 //   - Data versions: a complete version directory (with manifest.json) whose
 //     (data_name, data_version) no kept run, kept cache entry or pin
-//     references (a champion's training data).
+//     references (a champion's training data), and that was not written
+//     while a run is in progress (that run may not have recorded it yet).
 //   - Cache entries: those that no last-index names, whose run is not kept
 //     and that no kept run used.
 //   - Temporary directories under tmp/: unlocked and older than a minute

@@ -101,7 +101,7 @@ type Plan struct {
 	// Notes say what was kept that one might expect to go, and why.
 	Notes []string `json:"notes,omitempty"`
 	// live are the runs in progress at scan time.
-	live     map[string]bool
+	live     map[string]time.Time
 	stateDir string
 }
 
@@ -118,6 +118,15 @@ func Scan(in Inputs) (*Plan, error) {
 		return nil, err
 	}
 	p.live = live
+	isLive := func(id string) bool { _, ok := live[id]; return ok }
+	// A data version written since the first run in progress started may
+	// be one that run has not recorded yet.
+	var liveSince time.Time
+	for _, since := range live {
+		if liveSince.IsZero() || since.Before(liveSince) {
+			liveSince = since
+		}
+	}
 
 	store := &record.Store{Dir: record.DirIn(in.StateDir)}
 	runs, errs := store.List()
@@ -153,7 +162,7 @@ func Scan(in Inputs) (*Plan, error) {
 			case newest <= in.Policy.KeepRuns,
 				in.Policy.Now.Sub(r.StartedAt) < in.Policy.OlderThan,
 				lastOKRuns[r.ID],
-				live[r.ID],
+				isLive(r.ID),
 				r.Effective() == record.Running,
 				pinnedRuns[r.ID] != "":
 				kept[r.ID] = r
@@ -217,7 +226,7 @@ func Scan(in Inputs) (*Plan, error) {
 		if err != nil || e == nil {
 			continue // unreadable: a later Put replaces it; not ours to judge
 		}
-		if lastKeys[key] || usedKeys[key] || kept[e.RunID] != nil || live[e.RunID] {
+		if lastKeys[key] || usedKeys[key] || kept[e.RunID] != nil || isLive(e.RunID) {
 			refData(dataRefs, e.Outputs)
 			continue
 		}
@@ -245,7 +254,7 @@ func Scan(in Inputs) (*Plan, error) {
 			runDirs, _ := os.ReadDir(filepath.Join(root, set.Name()))
 			for _, rd := range runDirs {
 				id := rd.Name()
-				if !rd.IsDir() || !record.ValidID(id) || kept[id] != nil || live[id] {
+				if !rd.IsDir() || !record.ValidID(id) || kept[id] != nil || isLive(id) {
 					continue
 				}
 				path := filepath.Join(root, set.Name(), id)
@@ -273,6 +282,10 @@ func Scan(in Inputs) (*Plan, error) {
 				}
 				if _, err := os.Stat(filepath.Join(path, "manifest.json")); err != nil {
 					continue // not a complete version (maybe one being written)
+				}
+				if info, err := os.Stat(path); err != nil || (!liveSince.IsZero() && !info.ModTime().Before(liveSince.Add(-tmpStaleAfter))) {
+					p.Notes = append(p.Notes, fmt.Sprintf("kept data version %s/%s: written while a run is in progress", n.Name(), v.Name()))
+					continue
 				}
 				p.add(Item{Kind: KindData, Path: path, Bytes: size(path),
 					Why: fmt.Sprintf("data version %s/%s: no kept run, cache entry or champion uses it", n.Name(), v.Name())})
@@ -347,7 +360,7 @@ func (p *Plan) Apply() (int64, error) {
 		return 0, err
 	}
 	for id := range live {
-		if !p.live[id] {
+		if _, ok := p.live[id]; !ok {
 			return 0, fmt.Errorf("%w (%s)", ErrRunStarted, id)
 		}
 	}
@@ -387,9 +400,10 @@ func remove(path string) error {
 	return nil
 }
 
-// liveRuns returns the run ids whose lock owners are alive.
-func liveRuns(stateDir string) (map[string]bool, error) {
-	live := map[string]bool{}
+// liveRuns returns the run ids whose lock owners are alive, with when
+// each started.
+func liveRuns(stateDir string) (map[string]time.Time, error) {
+	live := map[string]time.Time{}
 	owners, err := filepath.Glob(filepath.Join(stateDir, "locks", "*.owner"))
 	if err != nil {
 		return nil, err
@@ -407,7 +421,7 @@ func liveRuns(stateDir string) (map[string]bool, error) {
 		if id == "" {
 			id = "(starting)"
 		}
-		live[id] = true
+		live[id] = o.Since
 	}
 	return live, nil
 }

@@ -158,7 +158,16 @@ func TestALockedRunsThingsAreKept(t *testing.T) {
 	f.run(runID(1), 30, record.Succeeded, "v1")
 	r := f.run(runID(2), 20, record.Running, "v2") // old, but in progress
 	f.run(runID(3), 10, record.Succeeded, "v3")
-	owner := lock.Self(r.ID, now)
+	// Files of the past, then one the running run wrote but has not
+	// recorded yet.
+	past := time.Now().Add(-time.Hour)
+	for _, v := range []string{"v1", "v2", "v3"} {
+		if err := os.Chtimes(filepath.Join(f.data, "news", v), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.dataVersion("news", "v9")
+	owner := lock.Self(r.ID, time.Now().Add(-time.Minute))
 	b, _ := json.Marshal(owner)
 	f.write(filepath.Join(f.state, "locks", "p@local.owner"), 0)
 	if err := os.WriteFile(filepath.Join(f.state, "locks", "p@local.owner"), b, 0o600); err != nil {
@@ -175,7 +184,8 @@ func TestALockedRunsThingsAreKept(t *testing.T) {
 	if diff := cmp.Diff(want, f.paths(p)); diff != "" {
 		t.Errorf("wrong items (-want +got)\n%s", diff)
 	}
-	if !slices.Contains(p.Notes, "kept venv-0000000000000000: a run is in progress and may use it") {
+	if !slices.Contains(p.Notes, "kept venv-0000000000000000: a run is in progress and may use it") ||
+		!slices.Contains(p.Notes, "kept data version news/v9: written while a run is in progress") {
 		t.Errorf("notes = %q", p.Notes)
 	}
 
