@@ -28,5 +28,6 @@
 // [Apply] deletes a plan's items, cache entries first so that no new run
 // is served a hit whose outputs are about to go. It first checks that no
 // run started since the scan; each directory is renamed away before it is
-// removed, so nothing is ever seen half-deleted under its own name.
+// removed, so nothing is ever seen half-deleted under its own name; what an
+// interrupted gc left (.gc-*) the next Scan lists as trash.
 package gc

@@ -43,10 +43,15 @@ const (
 	KindCache       Kind = "cache"
 	KindTmp         Kind = "tmp"
 	KindVenv        Kind = "venv"
+	// KindTrash is what a gc interrupted mid-delete left (.gc-*).
+	KindTrash Kind = "trash"
 )
 
 // applyOrder: cache entries first (see the package comment).
-var applyOrder = []Kind{KindCache, KindPredictions, KindData, KindRun, KindTmp, KindVenv}
+var applyOrder = []Kind{KindCache, KindPredictions, KindData, KindRun, KindTmp, KindVenv, KindTrash}
+
+// trashPrefix starts the name a directory is renamed to before removal.
+const trashPrefix = ".gc-"
 
 // Item is one thing to delete.
 type Item struct {
@@ -337,11 +342,37 @@ func Scan(in Inputs) (*Plan, error) {
 		}
 		p.add(it)
 	}
+	for _, dir := range []string{in.StateDir, store.Dir, filepath.Dir(cacheStore.EntryPath("x")), tmp} {
+		p.trash(dir)
+	}
+	for _, root := range sortedKeys(dataRoots) {
+		names, _ := os.ReadDir(root)
+		for _, n := range names {
+			p.trash(filepath.Join(root, n.Name()))
+		}
+	}
+	for _, root := range sortedKeys(predRoots) {
+		sets, _ := os.ReadDir(root)
+		for _, set := range sets {
+			p.trash(filepath.Join(root, set.Name()))
+		}
+	}
 	for id := range live {
 		p.Notes = append(p.Notes, "kept everything run "+id+" uses: it is in progress")
 	}
 	slices.Sort(p.Notes)
 	return p, nil
+}
+
+// trash adds what an interrupted gc left in dir.
+func (p *Plan) trash(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), trashPrefix) {
+			path := filepath.Join(dir, e.Name())
+			p.add(Item{Kind: KindTrash, Path: path, Bytes: size(path), Why: "left by a gc that was interrupted"})
+		}
+	}
 }
 
 func (p *Plan) add(it Item) {
@@ -387,7 +418,10 @@ func (p *Plan) Apply() (int64, error) {
 // remove renames path away within its directory, then removes it: a
 // reader never sees a half-deleted directory under its own name.
 func remove(path string) error {
-	trash := filepath.Join(filepath.Dir(path), ".gc-"+strconv.Itoa(os.Getpid())+"-"+filepath.Base(path))
+	if strings.HasPrefix(filepath.Base(path), trashPrefix) {
+		return os.RemoveAll(path)
+	}
+	trash := filepath.Join(filepath.Dir(path), trashPrefix+strconv.Itoa(os.Getpid())+"-"+filepath.Base(path))
 	if err := os.Rename(path, trash); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil

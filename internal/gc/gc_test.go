@@ -244,6 +244,19 @@ func TestOrphanVenvIsRemoved(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Errorf("left behind: %v", leftovers)
 	}
+
+	// What a gc killed mid-delete left is deleted by the next.
+	f.write(filepath.Join(f.state, ".gc-123-venv-3333333333333333", "bin", "python"), 7)
+	p = f.scan(t, nil, []string{current}, 0)
+	if diff := cmp.Diff([]string{"trash .pipectl/.gc-123-venv-3333333333333333"}, f.paths(p)); diff != "" {
+		t.Errorf("wrong items (-want +got)\n%s", diff)
+	}
+	if freed, err := p.Apply(); err != nil || freed != 7 {
+		t.Fatalf("Apply = %d, %v", freed, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.state, ".gc-123-venv-3333333333333333")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("trash still there: %v", err)
+	}
 }
 
 func TestTmpDirsInUseAreKept(t *testing.T) {
