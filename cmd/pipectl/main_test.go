@@ -7,7 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -38,9 +41,47 @@ func TestMain(m *testing.M) {
 		plugin.Serve(&futureExecutor{})
 		os.Exit(0)
 	}
+	if filepath.Base(os.Args[0]) == leakyPluginName {
+		serveLeaky()
+		os.Exit(0)
+	}
 	testscript.Main(m, map[string]func(){
 		"pipectl": func() { os.Exit(run(os.Args[1:])) },
 	})
+}
+
+// leakyPluginName is a misbehaving third-party plugin: it leaves children
+// holding its stdout and stderr open (see serveLeaky).
+const leakyPluginName = plugin.BinaryPrefix + "leaky"
+
+// serveLeaky starts two `sleep 300` children that inherit the plugin's
+// stdout and stderr, one in its process group and one in a session of its
+// own, writes their pids to leaky.pids beside the binary, and serves a
+// noop executor named leaky.
+func serveLeaky() {
+	var pids []string
+	for _, setsid := range []bool{false, true} {
+		cmd := exec.Command("sleep", "300")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pids = append(pids, strconv.Itoa(cmd.Process.Pid))
+	}
+	pidFile := filepath.Join(filepath.Dir(os.Args[0]), "leaky.pids")
+	if err := os.WriteFile(pidFile, []byte(strings.Join(pids, " ")+"\n"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	plugin.Serve(&leakyExecutor{})
+}
+
+type leakyExecutor struct{ noop.Executor }
+
+func (leakyExecutor) Describe(context.Context) (executor.Info, error) {
+	return executor.Info{Name: "leaky", Version: "0.0.1", Protocol: executor.ProtocolVersion}, nil
 }
 
 type futureExecutor struct{ noop.Executor }

@@ -320,3 +320,103 @@ func TestCLILeavesNoPluginProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestMisbehavingPluginDoesNotHangTheCLI: a third-party executor that
+// leaves children holding its stdout and stderr must not keep `pipectl
+// executors` or `pipectl run` alive once it exits (they waited forever).
+// The child in the plugin's process group is killed with it; the one that
+// left the group is still alive when pipectl returns, which shows that
+// pipectl no longer waits for whoever holds the plugin's output.
+func TestMisbehavingPluginDoesNotHangTheCLI(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	pipectl, err := exec.LookPath("pipectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	pluginDir := plugin.PluginDir(root)
+	if err := copyExecutable(exe, filepath.Join(pluginDir, leakyPluginName)); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"notebooks/hello.py": "# Databricks notebook source\n",
+		"specs/p.cue": `package pipelines
+
+pipelines: hello: {
+	description:    "runs on a misbehaving executor"
+	default_target: "dev"
+	targets: dev: executor: "leaky"
+	stages: greet: {type: "custom", notebook: "notebooks/hello.py"}
+}
+`,
+	}
+	for name, body := range files {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, args := range [][]string{{"executors"}, {"run", "hello"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			pidFile := filepath.Join(pluginDir, "leaky.pids")
+			_ = os.Remove(pidFile)
+			cmd := exec.Command(pipectl, append([]string{"-C", root}, args...)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			// pipectl's own pipes: the children hold the plugin's, not these.
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var inGroup, escaped int
+			readPids := func() {
+				b, err := os.ReadFile(pidFile)
+				if err != nil {
+					t.Fatalf("the plugin did not start its children: %v\n%s", err, out.String())
+				}
+				fields := strings.Fields(string(b))
+				inGroup, _ = strconv.Atoi(fields[0])
+				escaped, _ = strconv.Atoi(fields[1])
+			}
+			t.Cleanup(func() {
+				for _, pid := range []int{inGroup, escaped} {
+					if pid > 0 {
+						_ = syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			})
+			select {
+			case err := <-done:
+				readPids()
+				if err != nil {
+					t.Fatalf("pipectl %v: %v\n%s", args, err, out.String())
+				}
+			case <-time.After(time.Minute):
+				_ = cmd.Process.Kill()
+				readPids()
+				t.Fatalf("pipectl %v still running after a minute: it waits for the plugin's children to close its output\n%s", args, out.String())
+			}
+			if !alive(escaped) {
+				t.Error("the child that left the plugin's group is dead, so this test proves nothing")
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for alive(inGroup) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if alive(inGroup) {
+				t.Errorf("the plugin's child %d in its process group outlived it", inGroup)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 
 	"github.com/pipectl/pipectl/engine/executor"
@@ -53,6 +54,9 @@ type Config struct {
 	// DefaultCancelGrace.
 	StartTimeout time.Duration
 	CancelGrace  time.Duration
+	// PipeDelay defaults to DefaultPipeDelay: how long stdout and stderr
+	// are read after the plugin exits, for a child it left holding them.
+	PipeDelay time.Duration
 }
 
 // Problem classifies why an executor could not be started, for listings.
@@ -96,6 +100,9 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.CancelGrace == 0 {
 		cfg.CancelGrace = DefaultCancelGrace
 	}
+	if cfg.PipeDelay == 0 {
+		cfg.PipeDelay = DefaultPipeDelay
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -114,6 +121,7 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 type process struct {
 	gp     *goplugin.Client // nil for in-process connections (tests)
 	cmd    *exec.Cmd
+	runner *processRunner // nil until go-plugin starts the process
 	rpc    pb.ExecutorClient
 	info   executor.Info
 	stderr *tailBuffer
@@ -121,23 +129,45 @@ type process struct {
 }
 
 func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, error) {
-	cmd := exec.Command(cfg.Path, cfg.Args...)
-	// The environment is built here, not by go-plugin (which would append
-	// the host's after ours, so that ours could not override it).
-	if !cfg.Isolated {
-		cmd.Env = os.Environ()
+	p := &process{stderr: &tailBuffer{max: 4096}}
+	fail := func(problem Problem, reason string) (*process, error) {
+		// The error says it all; go-plugin's warnings about killing what
+		// never started would only repeat it.
+		p.quiet.Store(true)
+		if p.gp != nil {
+			p.gp.Kill()
+		}
+		return nil, &StartError{Executor: cfg.Name, Path: cfg.Path, Problem: problem, Reason: reason}
 	}
-	cmd.Env = append(cmd.Env, cfg.Env...)
-	var secure *goplugin.SecureConfig
+	// go-plugin checks a checksum only on a command it runs itself.
 	if len(cfg.Checksum) > 0 {
-		secure = &goplugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()}
+		secure := &goplugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()}
+		if ok, err := secure.Check(cfg.Path); err != nil {
+			return fail(ProblemNotExecutable, err.Error())
+		} else if !ok {
+			return fail(ProblemChecksum, checksumMismatch)
+		}
 	}
-	p := &process{cmd: cmd, stderr: &tailBuffer{max: 4096}}
 	quietLog := &quietLogger{Logger: log, quiet: &p.quiet}
 	p.gp = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  handshake,
 		VersionedPlugins: versionedPlugins(protocolVersion, &grpcPlugin{}),
-		Cmd:              cmd,
+		// go-plugin passes its command template (its environment and
+		// stdin) to our runner, which runs the plugin binary.
+		RunnerFunc: func(_ hclog.Logger, tmpl *exec.Cmd, _ string) (runner.Runner, error) {
+			cmd := exec.Command(cfg.Path, cfg.Args...)
+			// The environment is built here, not by go-plugin (which would
+			// append the host's after ours, so that ours could not
+			// override it).
+			if !cfg.Isolated {
+				cmd.Env = os.Environ()
+			}
+			cmd.Env = append(append(cmd.Env, cfg.Env...), tmpl.Env...)
+			cmd.Stdin = tmpl.Stdin
+			p.cmd = cmd
+			p.runner = newProcessRunner(quietLog, cmd, cfg.PipeDelay)
+			return p.runner, nil
+		},
 		Managed:          true,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger:           quietLog,
@@ -147,19 +177,11 @@ func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, 
 		SyncStderr:   &lineLogger{log: log, stream: "stderr"},
 		Stderr:       p.stderr,
 		SkipHostEnv:  true,
-		SecureConfig: secure,
 		AutoMTLS:     cfg.AutoMTLS,
 		StartTimeout: cfg.StartTimeout,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageSize), grpc.MaxCallSendMsgSize(maxMessageSize))},
 	})
-	fail := func(problem Problem, reason string) (*process, error) {
-		// The error says it all; go-plugin's warnings about killing what
-		// never started would only repeat it.
-		p.quiet.Store(true)
-		p.gp.Kill()
-		return nil, &StartError{Executor: cfg.Name, Path: cfg.Path, Problem: problem, Reason: reason}
-	}
 	rpcClient, err := p.gp.Client()
 	if err != nil {
 		problem, reason := p.explainStartError(err)
@@ -190,6 +212,8 @@ func startProcess(ctx context.Context, cfg Config, log hclog.Logger) (*process, 
 	return p, nil
 }
 
+const checksumMismatch = "the binary's SHA-256 differs from its SHA256SUMS entry; reinstall it or update SHA256SUMS"
+
 var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 
 // explainStartError turns go-plugin's start errors into a problem and a
@@ -199,7 +223,7 @@ func (p *process) explainStartError(err error) (Problem, string) {
 	var execErr *exec.Error
 	switch {
 	case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
-		return ProblemChecksum, "the binary's SHA-256 differs from its SHA256SUMS entry; reinstall it or update SHA256SUMS"
+		return ProblemChecksum, checksumMismatch
 	case strings.Contains(msg, "incompatible API version"):
 		theirs := "another version"
 		if m := pluginVersionRE.FindStringSubmatch(msg); m != nil {
@@ -246,29 +270,27 @@ func (p *process) describe(ctx context.Context, c *Client) (executor.Info, error
 	return infoFromProto(resp.GetInfo()), nil
 }
 
-func (p *process) exited() bool { return p.gp != nil && p.gp.Exited() }
+func (p *process) exited() bool { return p.runner != nil && p.runner.exited() }
 
 // waitExited waits up to d for the process to exit: a broken connection
 // usually means it is exiting, and its exit status makes a better error.
 func (p *process) waitExited(d time.Duration) bool {
-	if p.gp == nil {
+	if p.runner == nil {
 		return false
 	}
-	deadline := time.Now().Add(d)
-	for !p.gp.Exited() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-p.runner.done:
+		return true
+	case <-time.After(d):
+		return false
 	}
-	return true
 }
 
 // exitState says how the process ended ("signal: killed", "exit status
-// 2"), or "" while it runs. The go-plugin client sets Exited only after
-// Wait returned, under its lock, so ProcessState is safe to read then.
+// 2"), or "" while it runs. The runner closes done only after Wait
+// returned, so ProcessState is safe to read then.
 func (p *process) exitState() string {
-	if p == nil || p.gp == nil || !p.gp.Exited() || p.cmd.ProcessState == nil {
+	if p == nil || !p.exited() || p.cmd.ProcessState == nil {
 		return ""
 	}
 	return p.cmd.ProcessState.String()

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,6 +32,16 @@ func TestMain(m *testing.M) {
 	case "serve":
 		protocol, _ := strconv.Atoi(os.Getenv("PIPECTL_TEST_SERVE_PROTOCOL"))
 		if err := ServeWithOptions(&testExecutor{}, ServeOptions{protocol: protocol, ShutdownGrace: 5 * time.Second}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "leaky":
+		if err := leaveChildren(os.Getenv("PIPECTL_TEST_PIDS")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := ServeWithOptions(&testExecutor{}, ServeOptions{ShutdownGrace: 5 * time.Second}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -65,6 +77,23 @@ func hostMain() int {
 	})
 	fmt.Fprintln(os.Stderr, "run returned:", err)
 	return 1
+}
+
+// leaveChildren plays a misbehaving plugin: it starts two children that
+// hold its stdout and stderr open and outlive it, one in its process group
+// and one that leaves it (a new session), and writes their pids to file.
+func leaveChildren(file string) error {
+	var pids []string
+	for _, setsid := range []bool{false, true} {
+		cmd := exec.Command("sleep", "300")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		pids = append(pids, strconv.Itoa(cmd.Process.Pid))
+	}
+	return os.WriteFile(file, []byte(strings.Join(pids, " ")), 0o600)
 }
 
 // testExecutor is steered by stage parameters, so that each test can ask

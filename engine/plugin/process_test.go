@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,4 +377,83 @@ func TestIsolatedPluginsSeeOnlyAllowedAndPassedVariables(t *testing.T) {
 	if out := run(t, nil, "PATH"); out["env_set"] != "true" {
 		t.Error("PATH is on the allow-list but did not reach the plugin")
 	}
+}
+
+// TestChildHoldingPluginOutputDoesNotHoldUpTheHost: a plugin that leaves
+// children holding its stdout and stderr must not keep pipectl waiting
+// for them to close when it exits. The children in its process group die
+// with it; one that left the group is no longer waited for.
+func TestChildHoldingPluginOutputDoesNotHoldUpTheHost(t *testing.T) {
+	leaky := func(t *testing.T) (*Client, int, int) {
+		t.Helper()
+		pids := filepath.Join(t.TempDir(), "pids")
+		cfg := testConfig(t, "PIPECTL_TEST_PIDS="+pids)
+		cfg.Env[0] = testModeEnv + "=leaky"
+		c, err := Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(pids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inGroup, escaped int
+		if _, err := fmt.Sscan(string(b), &inGroup, &escaped); err != nil {
+			t.Fatalf("pids %q: %v", b, err)
+		}
+		t.Cleanup(func() {
+			_ = syscall.Kill(inGroup, syscall.SIGKILL)
+			_ = syscall.Kill(escaped, syscall.SIGKILL)
+		})
+		return c, inGroup, escaped
+	}
+	// returns fails the test when f has not returned after a minute: on
+	// the code before the fix it never did.
+	returns := func(t *testing.T, what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Fatalf("%s still waiting after a minute for the plugin's children to close its output", what)
+		}
+	}
+	groupChildDies := func(t *testing.T, pid int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("the plugin's child %d in its process group outlived it", pid)
+		}
+	}
+
+	t.Run("close", func(t *testing.T) {
+		c, inGroup, escaped := leaky(t)
+		if res, err := c.Run(context.Background(), executor.Task{Stage: "s"}, nil); err != nil || res.Status != executor.Succeeded {
+			t.Fatalf("got %+v, %v", res, err)
+		}
+		returns(t, "Close", func() { c.Close() })
+		if !alive(escaped) {
+			t.Error("the child that left the group is dead, so this test proves nothing")
+		}
+		groupChildDies(t, inGroup)
+	})
+	t.Run("exit mid-stage", func(t *testing.T) {
+		c, inGroup, escaped := leaky(t)
+		var err error
+		returns(t, "Run", func() {
+			_, err = c.Run(context.Background(), executor.Task{Stage: "train", Params: map[string]string{"die": "exit"}}, nil)
+		})
+		if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "(exit status 3)") {
+			t.Errorf("err = %v, want ErrExited with its exit status", err)
+		}
+		returns(t, "Close", func() { c.Close() })
+		if !alive(escaped) {
+			t.Error("the child that left the group is dead, so this test proves nothing")
+		}
+		groupChildDies(t, inGroup)
+	})
 }

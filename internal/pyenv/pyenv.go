@@ -123,7 +123,7 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 	}
 	key := venvKey(reqs, interp)
 	env := &Env{
-		Dir:         filepath.Join(opts.Dir, "venv-"+key[:16]),
+		Dir:         venvDir(opts.Dir, key),
 		Key:         key,
 		Interpreter: interp,
 	}
@@ -160,6 +160,24 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 	env.Created = true
 	return env, nil
 }
+
+// DirFor returns the directory of the venv Ensure would return for opts,
+// without creating it; it probes the interpreter. pipectl gc keeps it and
+// prunes the other venvs.
+func DirFor(ctx context.Context, opts Options) (string, error) {
+	reqs, err := os.ReadFile(opts.Requirements)
+	if err != nil {
+		return "", fmt.Errorf("requirements file: %w", err)
+	}
+	interp, err := Probe(ctx, opts.Python, opts.Env)
+	if err != nil {
+		return "", err
+	}
+	return venvDir(opts.Dir, venvKey(reqs, interp)), nil
+}
+
+// venvDir is the directory of the venv with key.
+func venvDir(dir, key string) string { return filepath.Join(dir, "venv-"+key[:16]) }
 
 // Probe runs python (a path, or a name on PATH; empty means
 // DefaultPython) and describes it.

@@ -89,3 +89,17 @@ func EnsureVenv(ctx context.Context, o VenvOptions) (*pyenv.Env, error) {
 	return pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
 		Dir: o.StateDir, MinVersion: MinPython, Progress: o.Progress, Env: scrubEnv(o.Environ)})
 }
+
+// CurrentVenv returns the directory of the venv EnsureVenv would return,
+// without building it (pipectl gc keeps it).
+func CurrentVenv(ctx context.Context, o VenvOptions) (string, error) {
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join(o.ProjectRoot, ".pipectl")
+	}
+	dir := filepath.Join(o.ProjectRoot, PythonDir)
+	if err := checkPythonDir(dir); err != nil {
+		return "", err
+	}
+	return pyenv.DirFor(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
+		Dir: o.StateDir, Env: scrubEnv(o.Environ)})
+}
