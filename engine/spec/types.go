@@ -64,7 +64,7 @@ type Pipeline struct {
 	Stages        map[string]*Stage
 	// Hash identifies the pipeline's evaluated spec (sha256 of its JSON).
 	Hash string
-	// Path is the field path of the pipeline, e.g. pipelines.sentiment.
+	// Path is the field path of the pipeline, e.g. pipelines.demo.
 	Path string
 	Pos  diag.Pos
 }
@@ -124,8 +124,8 @@ type Stage struct {
 	Name     string
 	Type     string
 	Notebook string
-	// Needs are the explicit dependencies; references and evaluate
-	// candidates add more (see Pipeline.Graph).
+	// Needs are the explicit dependencies; references and stage lists add
+	// more (see Pipeline.Graph).
 	Needs        []string
 	Retries      int
 	RetryBackoff time.Duration
@@ -135,6 +135,9 @@ type Stage struct {
 	// Outputs are the outputs the stage produces: per type, or declared by a
 	// custom stage.
 	Outputs []string
+	// StageLists are the parameters that list other stages (per type,
+	// #StageTypes): dependencies whose output the notebook receives.
+	StageLists map[string]StageList
 	// Params are the parameters as written (JSON values: string,
 	// json.Number, bool, nil, []any, map[string]any), without schema
 	// defaults. Plans apply target overrides, --set values and defaults.

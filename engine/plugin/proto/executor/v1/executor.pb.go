@@ -653,7 +653,7 @@ type Diagnostic struct {
 	Summary  string   `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
 	Detail   string   `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// path is the field path in the spec, e.g.
-	// pipelines.sentiment.targets.dev.config.command.
+	// pipelines.demo.targets.dev.config.command.
 	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
 	Pos           *Pos   `protobuf:"bytes,5,opt,name=pos,proto3" json:"pos,omitempty"`
 	Fix           string `protobuf:"bytes,6,opt,name=fix,proto3" json:"fix,omitempty"`
