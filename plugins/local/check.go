@@ -26,13 +26,8 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 	// What is checked follows the outputs, not the stage type: a stage that
 	// promises (or reports) a data version, predictions or a model version
 	// must still have it.
-	promised := func(keys ...string) bool {
-		for _, k := range keys {
-			if slices.Contains(req.Task.Outputs, k) || out[k] != "" {
-				return true
-			}
-		}
-		return false
+	promised := func(key string) bool {
+		return slices.Contains(req.Task.Outputs, key) || out[key] != ""
 	}
 	if promised("data_path") {
 		p := out["data_path"]
@@ -52,7 +47,9 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 			return missing("predictions %s are gone", p), nil
 		}
 	}
-	if promised("model_name", "model_version") {
+	// A registered model is the stage's when it names one (train,
+	// evaluate); inference only reports the version it used.
+	if promised("model_name") {
 		name, version := out["model_name"], out["model_version"]
 		if name == "" || version == "" {
 			return missing("the cached run recorded no model_name/model_version"), nil
