@@ -8,14 +8,11 @@ import (
 	"github.com/pipectl/pipectl/engine/diag"
 )
 
-// Stage types known to pipectl.
-const (
-	TypeData      = "data"
-	TypeTrain     = "train"
-	TypeEvaluate  = "evaluate"
-	TypeInference = "inference"
-	TypeCustom    = "custom"
-)
+// TypeCustom is the stage type that runs any notebook with free-form
+// parameters and the outputs it declares. The other stage types are the
+// schema's (#StageTypes in schemas/stages.cue, [Schema.StageTypes]): the
+// engine applies their table and knows none of them by name.
+const TypeCustom = "custom"
 
 // Built-in executor names.
 const (
