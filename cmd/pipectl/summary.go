@@ -12,7 +12,6 @@ import (
 
 	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/record"
-	"github.com/pipectl/pipectl/engine/spec"
 )
 
 // runSummary is what people want to know about a finished run, read from
@@ -133,8 +132,10 @@ func summarize(rec *record.Run) *runSummary {
 			continue
 		}
 		o := st.Outputs
+		// The models and predictions tables read outputs of the built-in
+		// stage types of schemas/stages.cue.
 		switch st.Type {
-		case spec.TypeTrain:
+		case "train":
 			if o["model_uri"] == "" && o["model_version"] == "" {
 				continue
 			}
@@ -144,12 +145,12 @@ func summarize(rec *record.Run) *runSummary {
 				metricSet[k] = true
 			}
 			s.Models = append(s.Models, m)
-		case spec.TypeEvaluate:
+		case "evaluate":
 			if s.Champion == nil && o["decision"] != "" {
 				s.Champion = &championRow{Stage: name, Decision: o["decision"], Name: o["model_name"], Version: o["model_version"],
 					URI: o["model_uri"], CandidateURI: o["candidate_uri"], Metrics: st.Metrics}
 			}
-		case spec.TypeInference:
+		case "inference":
 			if o["predictions_path"] != "" {
 				s.Predictions = append(s.Predictions, predictionRow{Stage: name, Path: o["predictions_path"], Rows: o["rows"], Model: o["model_uri"],
 					Scored: scoredOn(st.Params), Metrics: st.Metrics})

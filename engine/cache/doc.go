@@ -13,7 +13,7 @@
 // executor reports ([Input]; [Digests] hashes local files with an on-disk
 // memo). The pipeline's name is not part of the
 // key: a stage of the same name with the same inputs shares its result
-// across pipelines (sentiment-data building v1 serves sentiment's data
+// across pipelines (news-data building v1 serves news's data
 // stage). Notebooks must therefore not let pipectl_pipeline change what
 // they produce (it is for tags and logs).
 //

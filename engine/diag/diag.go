@@ -57,7 +57,7 @@ type Diagnostic struct {
 	// Detail adds context on following lines, when the summary is not enough.
 	Detail string `json:"detail,omitempty"`
 	// Path is the field path in the spec, e.g.
-	// pipelines.sentiment.stages.data.params.test_size.
+	// pipelines.demo.stages.data.params.test_size.
 	Path string `json:"path,omitempty"`
 	// Pos is where the problem is in the user's files.
 	Pos Pos `json:"pos"`
@@ -161,8 +161,8 @@ func RelPos(p Pos, dir string) Pos {
 
 // Render writes diagnostics for people:
 //
-//	specs/sentiment.cue:12:15: test_size must be below 1 (got 1.5)
-//	    field: pipelines.sentiment.stages.data.params.test_size
+//	specs/demo.cue:12:15: test_size must be below 1 (got 1.5)
+//	    field: pipelines.demo.stages.data.params.test_size
 //	    fix: sizes are fractions of the whole dataset, e.g. 0.2
 //
 // File names are relative to dir.

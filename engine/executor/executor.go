@@ -74,8 +74,12 @@ type Task struct {
 	Notebook    string `json:"notebook"`
 	ProjectRoot string `json:"project_root"`
 	// Params are the stage's parameters with references substituted.
-	// Executors add the context parameters of docs/STAGES.md.
+	// Executors add the context parameters ([NotebookParams]).
 	Params map[string]string `json:"params"`
+	// Outputs are the outputs the stage promises (its type's, or those a
+	// custom stage declares): [ParseExitValue] requires them, and a stage
+	// that promises any must end with an exit value.
+	Outputs []string `json:"outputs,omitempty"`
 	// Attempt counts from 1.
 	Attempt int `json:"attempt"`
 	// Timeout bounds the attempt; zero means none. The runner also cancels

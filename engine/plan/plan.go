@@ -28,7 +28,7 @@ type Stage struct {
 	Type     string
 	Notebook string
 	Executor string
-	// Needs are every direct dependency (needs, references, candidates).
+	// Needs are every direct dependency (needs, references, stage lists).
 	Needs        []string
 	Retries      int
 	RetryBackoff time.Duration
@@ -125,7 +125,7 @@ func Build(s *spec.Schema, p *spec.Pipeline, opts Options) (*Plan, diag.Diagnost
 			Timeout:      st.Timeout,
 			Outputs:      slices.Clone(st.Outputs),
 			Inputs:       maps.Clone(st.Inputs),
-			Params:       candidatesAsRefs(st.Type, resolved[sn]),
+			Params:       stageListsAsRefs(st.StageLists, resolved[sn]),
 		}
 		if o := t.Stages[sn]; o != nil {
 			if o.Retries != nil {
@@ -175,19 +175,22 @@ func parseValue(raw string) any {
 	return v
 }
 
-// candidatesAsRefs turns an evaluate stage's candidate stage names into
-// references to their model_uri outputs: the notebook gets model URIs.
-func candidatesAsRefs(stageType string, params map[string]any) map[string]any {
-	if stageType != spec.TypeEvaluate {
+// stageListsAsRefs turns the stage names of stage-list parameters (e.g.
+// an evaluate stage's candidates) into references to the listed output:
+// the notebook gets, say, model URIs.
+func stageListsAsRefs(lists map[string]spec.StageList, params map[string]any) map[string]any {
+	if len(lists) == 0 {
 		return params
 	}
 	out := maps.Clone(params)
-	if cands, ok := params["candidates"].([]any); ok {
-		refs := make([]any, len(cands))
-		for i, c := range cands {
-			refs[i] = spec.RefText(fmt.Sprint(c), "model_uri")
+	for param, list := range lists {
+		if names, ok := params[param].([]any); ok {
+			refs := make([]any, len(names))
+			for i, c := range names {
+				refs[i] = spec.RefText(fmt.Sprint(c), list.Output)
+			}
+			out[param] = refs
 		}
-		out["candidates"] = refs
 	}
 	return out
 }

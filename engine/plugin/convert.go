@@ -85,6 +85,7 @@ func taskToProto(t executor.Task) *pb.Task {
 		RunId: t.RunID, Pipeline: t.Pipeline, Target: t.Target, Stage: t.Stage, Type: t.Type,
 		Notebook: t.Notebook, ProjectRoot: t.ProjectRoot, Params: t.Params, Attempt: int32(t.Attempt),
 		ConfigJson: t.Config, CacheKey: t.CacheKey, GitCommit: t.GitCommit, StateDir: t.StateDir, LogPath: t.LogPath,
+		Outputs: t.Outputs,
 	}
 	if t.Timeout != 0 {
 		out.Timeout = durationpb.New(t.Timeout)
@@ -97,6 +98,7 @@ func taskFromProto(t *pb.Task) executor.Task {
 		RunID: t.GetRunId(), Pipeline: t.GetPipeline(), Target: t.GetTarget(), Stage: t.GetStage(), Type: t.GetType(),
 		Notebook: t.GetNotebook(), ProjectRoot: t.GetProjectRoot(), Params: t.GetParams(), Attempt: int(t.GetAttempt()),
 		Config: rawJSON(t.GetConfigJson()), CacheKey: t.GetCacheKey(), GitCommit: t.GetGitCommit(), StateDir: t.GetStateDir(), LogPath: t.GetLogPath(),
+		Outputs: t.GetOutputs(),
 	}
 	if t.GetTimeout() != nil {
 		out.Timeout = t.GetTimeout().AsDuration()

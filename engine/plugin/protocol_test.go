@@ -41,6 +41,7 @@ func TestConvertRoundTrip(t *testing.T) {
 		RunID: "r1", Pipeline: "p", Target: "dev", Stage: "train", Type: "train", Notebook: "nb/train.py",
 		ProjectRoot: "/p", Params: map[string]string{"a": "1", "b": ""}, Attempt: 2, Timeout: 90 * time.Second,
 		Config: json.RawMessage(`{"command":"echo"}`), CacheKey: "k", GitCommit: "abc", StateDir: "/p/.pipectl", LogPath: "/p/log",
+		Outputs: []string{"model_uri", "run_id"},
 	}
 	if diff := cmp.Diff(task, taskFromProto(taskToProto(task))); diff != "" {
 		t.Errorf("task changed in transit\n%s", diff)

@@ -483,6 +483,6 @@ func (r *Runner) task(st *plan.Stage, params map[string]string, runID, key strin
 		RunID: runID, Pipeline: r.Plan.Pipeline.Name, Target: r.Plan.Target.Name,
 		Stage: st.Name, Type: st.Type, Notebook: st.Notebook, ProjectRoot: r.ProjectRoot,
 		Params: params, Attempt: attempt, Timeout: st.Timeout, Config: st.ExecutorConfig,
-		CacheKey: key, GitCommit: r.GitCommit, StateDir: r.StateDir,
+		CacheKey: key, GitCommit: r.GitCommit, StateDir: r.StateDir, Outputs: st.Outputs,
 	}
 }

@@ -19,7 +19,7 @@ const historyRuns = 20
 // runs of the pipeline on the target where the stage ran and succeeded;
 // stages without one count as zero, and ties keep plan order (which is
 // all a first run gets). On 2 cores, starting the two long trainings of
-// the sentiment pipeline before the short one shortens the run by the
+// the B1 pipeline before the short one shortens the run by the
 // short one's duration (B1 in docs/BENCHMARKS.md).
 func (e *execution) priorityOrder() []string {
 	e.mu.Lock()

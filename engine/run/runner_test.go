@@ -392,3 +392,16 @@ func TestLogsKeepEveryAttemptWithTimestamps(t *testing.T) {
 		t.Errorf("run dir mode %v", di.Mode().Perm())
 	}
 }
+
+// TestTaskCarriesPromisedOutputs: the outputs a stage promises (its type's,
+// from the schema) reach the executor in the task, so that no executor
+// keeps its own list.
+func TestTaskCarriesPromisedOutputs(t *testing.T) {
+	h := newHarness(t)
+	pl := testPlan(t, stageDef{name: "a"})
+	pl.Stages["a"].Outputs = []string{"out", "rows"}
+	h.mustRun(pl, Options{})
+	if got := h.fake.tasks["a"].Outputs; !slices.Equal(got, []string{"out", "rows"}) {
+		t.Errorf("task outputs %q, want [out rows]", got)
+	}
+}

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -9,52 +11,57 @@ import (
 	"github.com/pipectl/pipectl/engine/diag"
 )
 
-// checkCandidateModels reports evaluate candidates that register different
-// models, on any target: evaluate compares versions of ONE registered model
-// and moves that model's alias, so a candidate of another model would be
-// compared with the wrong champion. Names with references are known only
-// at run time and are not compared.
-func (l *loader) checkCandidateModels(p *Pipeline, st *Stage, raw cue.Value) {
-	// The stages as written first; then each target, whose overrides may
-	// make the names differ there only.
-	for _, tn := range append([]string{""}, p.TargetNames()...) {
-		if l.candidateModelsDiffer(p, st, raw, tn) {
-			return
+// checkStageListsAgree reports listed stages that give different values to
+// a parameter their list requires to be the same (#StageTypes stage_lists
+// same), on any target: e.g. evaluate candidates that register different
+// models. Values with references are known only at run time and are not
+// compared.
+func (l *loader) checkStageListsAgree(p *Pipeline, st *Stage, raw cue.Value) {
+	for _, list := range slices.Sorted(maps.Keys(st.StageLists)) {
+		sl := st.StageLists[list]
+		for _, param := range slices.Sorted(maps.Keys(sl.Same)) {
+			// The stages as written first; then each target, whose overrides
+			// may make the values differ there only.
+			for _, tn := range append([]string{""}, p.TargetNames()...) {
+				if l.listedStagesDiffer(p, st, raw, list, sl, param, tn) {
+					break
+				}
+			}
 		}
 	}
 }
 
-// candidateModelsDiffer reports the first candidate whose model_name on
-// target (or as written, for "") differs from the first candidate's.
-func (l *loader) candidateModelsDiffer(p *Pipeline, st *Stage, raw cue.Value, target string) bool {
-	cands, _ := st.Params["candidates"].([]any)
+// listedStagesDiffer reports the first listed stage whose param on target
+// (or as written, for "") differs from the first listed stage's.
+func (l *loader) listedStagesDiffer(p *Pipeline, st *Stage, raw cue.Value, list string, sl StageList, param, target string) bool {
+	names, _ := st.Params[list].([]any)
 	first, firstName := "", ""
-	for i, c := range cands {
+	for i, c := range names {
 		name, _ := c.(string)
 		other := p.Stages[name]
-		if other == nil || other.Type != TypeTrain {
-			continue // reported by checkCandidates
+		if other == nil || other.Type != sl.Type {
+			continue // reported by checkStageLists
 		}
-		model, ok := p.targetParam(target, name, "model_name").(string)
-		if !ok || strings.Contains(model, "${") {
+		v, ok := p.targetParam(target, name, param).(string)
+		if !ok || strings.Contains(v, "${") {
 			continue
 		}
 		if first == "" {
-			first, firstName = model, name
+			first, firstName = v, name
 			continue
 		}
-		if model == first {
+		if v == first {
 			continue
 		}
 		where := ""
 		if target != "" {
 			where = " on target " + target
 		}
-		cp := fmt.Sprintf("%s.params.candidates.%d", st.Path, i)
+		cp := fmt.Sprintf("%s.params.%s.%d", st.Path, list, i)
 		l.add(diag.Errorf(l.posAt(raw, splitPath(cp)...), cp,
-			"candidates %s and %s register different models%s (%q and %q)", firstName, name, where, first, model).
-			WithDetail("evaluate compares versions of one registered model and moves that model's alias").
-			WithFix("give every candidate the same model_name, or evaluate each model in its own evaluate stage"))
+			"%s %s and %s differ in %s%s (%q and %q)", list, firstName, name, param, where, first, v).
+			WithDetail("%s", sl.Same[param]).
+			WithFix("give every stage in %s the same %s, or list them in separate %s stages", list, param, st.Type))
 		return true
 	}
 	return false

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,6 @@ var (
 	segmentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	// Registered model names: Unity Catalog identifiers.
 	modelNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	modelURIRE  = regexp.MustCompile(`^(models:/[A-Za-z0-9_][A-Za-z0-9_.-]*(@[A-Za-z0-9_-]+|/[0-9]+)|runs:/[A-Za-z0-9]+/[A-Za-z0-9_./-]+)$`)
 )
 
 const (
@@ -86,7 +86,7 @@ func (l *loader) add(d diag.Diagnostic) {
 func (l *loader) checkPipeline(p *Pipeline, raw cue.Value) {
 	if why := CheckName(p.Name); why != "" {
 		l.add(diag.Errorf(p.Pos, p.Path, "pipeline name %q %s", p.Name, why).
-			WithFix("rename the pipeline, e.g. sentiment-train"))
+			WithFix("rename the pipeline, e.g. news-train"))
 	}
 	if p.Schedule != "" {
 		if _, err := schedule.Parse(p.Schedule); err != nil {
@@ -137,10 +137,8 @@ func (l *loader) checkStages(p *Pipeline, raw cue.Value) {
 					WithFix("known stages: %s", strings.Join(p.StageNames(), ", ")))
 			}
 		}
-		if st.Type == TypeEvaluate {
-			l.checkCandidates(p, st, raw)
-			l.checkCandidateModels(p, st, raw)
-		}
+		l.checkStageLists(p, st, raw)
+		l.checkStageListsAgree(p, st, raw)
 		l.checkRefs(p, st, st.Params, st.ParamPos, st.Path+".params")
 	}
 	if l.hasError(p.Path + ".stages") {
@@ -182,25 +180,30 @@ func (l *loader) checkNotebook(st *Stage, raw cue.Value) {
 	}
 }
 
-func (l *loader) checkCandidates(p *Pipeline, st *Stage, raw cue.Value) {
-	cands, _ := st.Params["candidates"].([]any)
-	seen := map[string]bool{}
-	for i, c := range cands {
-		name, _ := c.(string)
-		cp := fmt.Sprintf("%s.params.candidates.%d", st.Path, i)
-		pos := l.posAt(raw, splitPath(cp)...)
-		other := p.Stages[name]
-		switch {
-		case other == nil:
-			l.add(diag.Errorf(pos, cp, "candidate %q is not a stage", name).
-				WithFix("list train stages: %s", strings.Join(p.stagesOfType(TypeTrain), ", ")))
-		case other.Type != TypeTrain:
-			l.add(diag.Errorf(pos, cp, "candidate %q is a %s stage, not a train stage", name, other.Type).
-				WithFix("list train stages: %s", strings.Join(p.stagesOfType(TypeTrain), ", ")))
-		case seen[name]:
-			l.add(diag.Errorf(pos, cp, "candidate %q is listed twice", name).WithFix("remove the repeat"))
+// checkStageLists checks the parameters that list stages (#StageTypes
+// stage_lists): each names a stage of the listed type, once.
+func (l *loader) checkStageLists(p *Pipeline, st *Stage, raw cue.Value) {
+	for _, param := range slices.Sorted(maps.Keys(st.StageLists)) {
+		want := st.StageLists[param].Type
+		names, _ := st.Params[param].([]any)
+		seen := map[string]bool{}
+		for i, c := range names {
+			name, _ := c.(string)
+			cp := fmt.Sprintf("%s.params.%s.%d", st.Path, param, i)
+			pos := l.posAt(raw, splitPath(cp)...)
+			other := p.Stages[name]
+			switch {
+			case other == nil:
+				l.add(diag.Errorf(pos, cp, "%q is not a stage", name).
+					WithFix("list %s stages: %s", want, strings.Join(p.stagesOfType(want), ", ")))
+			case other.Type != want:
+				l.add(diag.Errorf(pos, cp, "%q is a %s stage, not a %s stage", name, other.Type, want).
+					WithFix("list %s stages: %s", want, strings.Join(p.stagesOfType(want), ", ")))
+			case seen[name]:
+				l.add(diag.Errorf(pos, cp, "%q is listed twice", name).WithFix("remove the repeat"))
+			}
+			seen[name] = true
 		}
-		seen[name] = true
 	}
 }
 
@@ -250,7 +253,7 @@ func (p *Pipeline) stagesOfType(t string) []string {
 }
 
 // Graph returns the stage DAG: explicit needs, references to upstream
-// outputs and evaluate candidates. params, when given, replaces the
+// outputs and stage lists. params, when given, replaces the
 // parameters of the stages it names (a target's resolved parameters);
 // unknown stage names are ignored here (checks report them).
 func (p *Pipeline) Graph(params map[string]map[string]any) *dag.Graph {
@@ -272,7 +275,7 @@ func (p *Pipeline) Graph(params map[string]map[string]any) *dag.Graph {
 }
 
 // Dependencies returns the stages that stage depends on, sorted: its needs,
-// the stages its parameters reference and, for evaluate, its candidates.
+// the stages its parameters reference and the stages its stage lists name.
 // params overrides the stage's own parameters when non-nil.
 func (p *Pipeline) Dependencies(stage string, params map[string]any) []string {
 	st := p.Stages[stage]
@@ -289,9 +292,9 @@ func (p *Pipeline) Dependencies(stage string, params map[string]any) []string {
 			deps = append(deps, r.Stage)
 		}
 	}
-	if st.Type == TypeEvaluate {
-		if cands, ok := params["candidates"].([]any); ok {
-			for _, c := range cands {
+	for param := range st.StageLists {
+		if names, ok := params[param].([]any); ok {
+			for _, c := range names {
 				if s, ok := c.(string); ok {
 					deps = append(deps, s)
 				}

@@ -319,7 +319,7 @@ func lastElem(p []string) string {
 
 func joinPath(p []string) string { return strings.Join(p, ".") }
 
-// unquotePath turns CUE's quoted labels ("sentiment-train") into plain
+// unquotePath turns CUE's quoted labels ("news-train") into plain
 // names: field paths in diagnostics are for people, not CUE.
 func unquotePath(p []string) []string {
 	out := make([]string, len(p))

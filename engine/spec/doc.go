@@ -1,7 +1,7 @@
 // Package spec loads pipeline specs: CUE packages unified with the embedded
 // schemas ([schemas.FS]), checked beyond what CUE can say (names, needs,
-// references, cycles, cron, per-model parameters, target configuration) and
-// decoded to Go types.
+// references, cycles, cron, target configuration, and the rules the table
+// of stage types in the schemas declares) and decoded to Go types.
 //
 // Every problem becomes a [diag.Diagnostic] with the user's file, line and
 // column and the field path; loading never stops at the first problem.

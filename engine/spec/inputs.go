@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -18,17 +20,18 @@ import (
 	"github.com/pipectl/pipectl/schemas"
 )
 
-// Parameters the schemas mark with an attribute: @pipectl(input) is a file
-// or directory the stage reads, @pipectl(encoding) a Python text codec.
-const (
-	markInput    = "input"
-	markEncoding = "encoding"
-)
+// Parameters the schemas mark with @pipectl(encoding) are a Python text
+// codec.
+const markEncoding = "encoding"
+
+// inputKindFile is the #InputKind of a file or directory input (the same
+// string as executor.InputFile).
+const inputKindFile = "file"
 
 // markedParams returns the parameters of a stage type whose schema field
 // carries @pipectl(kind), sorted. The caller holds s.mu.
 func (s *Schema) markedParams(stageType, kind string) []string {
-	defName, ok := paramsDef[stageType]
+	defName, ok := s.paramsDef(stageType)
 	if !ok {
 		return nil
 	}
@@ -59,7 +62,8 @@ func (p *Pipeline) encodingIssues(s *Schema, stage string, resolved map[string]a
 	return out
 }
 
-// CheckInputs checks the @pipectl(input) parameters of a stage on a target
+// CheckInputs checks the file inputs (#StageTypes[type].inputs and the
+// stage's own inputs) of a stage on a target
 // (resolved: its parameters from ResolveParams; sets: the --set values,
 // for positions). On a stage the local executor runs, a path that does not
 // exist is an error. A path with a reference is known only at run time: a
@@ -82,7 +86,12 @@ func (p *Pipeline) checkInputs(s *Schema, target, stage string, resolved, sets m
 	if st == nil || p.StageExecutor(target, stage) != ExecutorLocal {
 		return nil
 	}
-	keys := s.markedParams(st.Type, markInput)
+	var keys []string
+	for _, k := range slices.Sorted(maps.Keys(st.Inputs)) {
+		if st.Inputs[k] == inputKindFile {
+			keys = append(keys, k)
+		}
+	}
 	var ds diag.Diagnostics
 	for _, k := range keys {
 		v, ok := resolved[k].(string)

@@ -351,7 +351,7 @@ func (l *loader) allowedFields(v cue.Value, p []string) ([]string, string) {
 		mt := l.stageField(p[:4], "params", "model_type")
 		return l.schema.ModelParamNames(mt), mt
 	case n == 5 && p[2] == "stages" && p[4] == "params":
-		if def, ok := paramsDef[l.stageField(p[:4], "type")]; ok {
+		if def, ok := l.schema.paramsDef(l.stageField(p[:4], "type")); ok {
 			return fieldNames(l.schema.def(def)), ""
 		}
 		return nil, ""
@@ -381,6 +381,8 @@ func (l *loader) reportMissing(unified, raw cue.Value) {
 		d := diag.Errorf(toPos(rawPos(raw, p)), field, "missing required field %q", name)
 		if fix, ok := missingFix[name]; ok {
 			d.Fix = fix
+		} else if choices := stringChoices(unified.LookupPath(cue.MakePath(selectors(p)...))); len(choices) > 0 {
+			d.Fix = fmt.Sprintf("choose %s", strings.Join(choices, ", "))
 		} else {
 			d.Fix = fmt.Sprintf("add %s: ... here", name)
 		}
@@ -398,9 +400,26 @@ var missingFix = map[string]string{
 	"catalog":         "name the Unity Catalog catalog that holds the registered models",
 	"schema":          "name the Unity Catalog schema that holds the registered models",
 	"volume":          "name the UC Volume (under catalog.schema) that holds data versions",
-	"model_name":      "name the registered model, e.g. sentiment_classifier",
-	"model_type":      "choose naive_bayes, logistic_regression, random_forest or linear_svc",
+	"model_name":      "name the registered model, e.g. text_classifier",
 	"candidates":      "list the train stages to compare",
+}
+
+// stringChoices returns the strings a field of the schema may take when its
+// type is a disjunction of strings (e.g. a model type), in schema order.
+func stringChoices(v cue.Value) []string {
+	op, args := v.Expr()
+	if op != cue.OrOp {
+		return nil
+	}
+	var out []string
+	for _, a := range args {
+		s, err := a.String()
+		if err != nil {
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // rawPos returns the position of the deepest existing prefix of p in the
@@ -541,6 +560,7 @@ func (l *loader) decodeStage(name string, sv, raw cue.Value, path []string) *Sta
 		_ = sv.LookupPath(cue.ParsePath("outputs")).Decode(&s.Outputs)
 	} else {
 		s.Outputs = l.schema.Outputs(s.Type)
+		s.StageLists = l.schema.StageLists(s.Type)
 	}
 	s.Inputs = l.schema.Inputs(s.Type)
 	var declared map[string]string

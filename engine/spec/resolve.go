@@ -47,10 +47,8 @@ func (p *Pipeline) resolveParams(s *Schema, target, stage string, sets map[strin
 		}
 		return st.Pos, st.Path + ".params." + field
 	}
+	// The schema's rules (#StageTypes) are checked there too.
 	resolved, issues := s.resolveParamsLocked(st.Type, merged)
-	if len(issues) == 0 {
-		issues = checkResolved(st.Type, resolved, merged, s)
-	}
 	if len(issues) == 0 {
 		issues = p.encodingIssues(s, stage, resolved)
 	}
@@ -69,99 +67,9 @@ func (p *Pipeline) resolveParams(s *Schema, target, stage string, sets map[strin
 
 func hasKey[V any](m map[string]V, k string) bool { _, ok := m[k]; return ok }
 
-// checkResolved checks what the schema cannot: path safety, cross-field
-// rules, URI forms. given are the parameters as written (no defaults).
-func checkResolved(stageType string, r, given map[string]any, s *Schema) []ParamIssue {
-	var out []ParamIssue
-	add := func(field, fix, format string, args ...any) {
-		out = append(out, ParamIssue{Field: field, Summary: fmt.Sprintf(format, args...), Fix: fix})
-	}
-	segment := func(field string) {
-		v, ok := r[field].(string)
-		if !ok || strings.Contains(v, "${") {
-			return
-		}
-		if why := CheckSegment(v); why != "" {
-			add(field, "use a simple name such as v1 or 2026-11", "%s %q %s", field, truncate(v), why)
-		}
-	}
-	switch stageType {
-	case TypeData:
-		segment("data_name")
-		segment("data_version")
-		test := toFloat(r["test_size"])
-		if holdout, _ := r["holdout"].(bool); holdout {
-			if h := toFloat(r["holdout_size"]); test+h >= 1 {
-				add("test_size", "sizes are fractions of the WHOLE dataset and train is the rest: keep test_size + holdout_size below 1",
-					"test_size + holdout_size = %g leaves no training data", test+h)
-			}
-		} else if hasKey(given, "holdout_size") {
-			add("holdout_size", "set holdout: true, or remove holdout_size", "holdout_size is set but holdout is false")
-		}
-		if cols, ok := r["stratify"].([]any); ok && len(cols) == 0 {
-			add("stratify", "list the columns to stratify by, or use null for a random split", "stratify is an empty list")
-		}
-	case TypeTrain:
-		segment("data_name")
-		segment("data_version")
-		if v, ok := r["model_name"].(string); ok && !strings.Contains(v, "${") && !modelNameRE.MatchString(v) {
-			add("model_name", "use letters, digits and underscores, e.g. sentiment_classifier",
-				"model_name %q is not a valid registered model name", truncate(v))
-		}
-		if f, ok := r["features"].(map[string]any); ok {
-			for _, k := range []string{"word_ngram", "char_ngram"} {
-				if rng, ok := f[k].([]any); ok && len(rng) == 2 && toFloat(rng[0]) > toFloat(rng[1]) {
-					add("features."+k, "write [min, max], e.g. [1, 2]", "%s %v has min above max", k, rng)
-				}
-			}
-		}
-		if mt, _ := r["model_type"].(string); mt != "naive_bayes" {
-			if mp, ok := given["model_params"].(map[string]any); ok && hasKey(mp, "variant") {
-				add("model_params.variant", "variant only selects a naive_bayes flavour: remove it", "variant is a naive_bayes parameter, not %s", mt)
-			}
-		}
-	case TypeEvaluate:
-		segment("data_name")
-		segment("data_version")
-	case TypeInference:
-		_, hasName := given["data_name"]
-		_, hasVersion := given["data_version"]
-		_, hasPath := given["input_path"]
-		switch {
-		case hasPath && (hasName || hasVersion):
-			add("input_path", "give either data_name + data_version (+ split) or input_path", "inference takes one input: both input_path and data_name/data_version are set")
-		case !hasPath && !(hasName && hasVersion):
-			add("data_name", "give data_name and data_version (and split), or input_path to a CSV", "inference has no input: data_name and data_version, or input_path, are required")
-		}
-		segment("data_name")
-		segment("data_version")
-		segment("output_name")
-		if m, ok := r["model"].(string); ok && !strings.Contains(m, "${") && !modelURIRE.MatchString(m) {
-			add("model", "use models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model, or ${stages.<evaluate>.outputs.model_uri}",
-				"model %q is not a model URI", truncate(m))
-		}
-	}
-	return out
-}
-
 func truncate(s string) string {
 	if len(s) > 40 {
 		return s[:37] + "..."
 	}
 	return s
-}
-
-func toFloat(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case int:
-		return float64(x)
-	case int64:
-		return float64(x)
-	case interface{ Float64() (float64, error) }:
-		f, _ := x.Float64()
-		return f
-	}
-	return 0
 }

@@ -98,33 +98,77 @@ func (s *Schema) def(p string) cue.Value {
 	return s.value.LookupPath(cue.ParsePath(p))
 }
 
-// paramsDef maps a stage type to the definition of its parameters.
-var paramsDef = map[string]string{
-	TypeData:      "#DataParams",
-	TypeTrain:     "#TrainParams",
-	TypeEvaluate:  "#EvaluateParams",
-	TypeInference: "#InferenceParams",
+// paramsDef returns the path of a stage type's parameters definition in
+// the table of stage types (#StageTypes), or false for a type the table
+// does not hold (custom).
+func (s *Schema) paramsDef(stageType string) (string, bool) {
+	if stageType == "" || stageType == TypeCustom || strings.ContainsAny(stageType, ".#\"\\") {
+		return "", false
+	}
+	p := "#StageTypes." + stageType + ".params"
+	return p, s.def(p).Exists()
 }
 
-// Outputs returns the outputs a stage type produces, per #Outputs.
+// StageTypes returns the stage types of the table, sorted.
+func (s *Schema) StageTypes() []string {
+	return fieldNames(s.def("#StageTypes"))
+}
+
+// Outputs returns the outputs a stage type promises (#StageTypes).
 func (s *Schema) Outputs(stageType string) []string {
 	var out []string
-	_ = s.def("#Outputs." + stageType).Decode(&out)
+	if _, ok := s.paramsDef(stageType); ok {
+		_ = s.def("#StageTypes." + stageType + ".outputs").Decode(&out)
+	}
 	return out
 }
 
 // Inputs returns the parameters of a stage type that name inputs, per
-// #Inputs: parameter → kind (executor.InputFile, executor.InputModel).
+// #StageTypes[type].inputs: parameter → kind (executor.InputFile,
+// executor.InputModel).
 func (s *Schema) Inputs(stageType string) map[string]string {
 	out := map[string]string{}
-	_ = s.def("#Inputs." + stageType).Decode(&out)
+	if _, ok := s.paramsDef(stageType); ok {
+		_ = s.def("#StageTypes." + stageType + ".inputs").Decode(&out)
+	}
 	return out
 }
 
 // DefaultNotebook returns the default notebook of a stage type, or "".
 func (s *Schema) DefaultNotebook(stageType string) string {
-	nb, _ := s.def("#DefaultNotebook." + stageType).String()
+	if _, ok := s.paramsDef(stageType); !ok {
+		return ""
+	}
+	nb, _ := s.def("#StageTypes." + stageType + ".notebook").String()
 	return nb
+}
+
+// StageList says that a parameter lists other stages of one type: each is
+// a dependency, and the notebook receives that stage's Output.
+type StageList struct {
+	Type   string `json:"type"`
+	Output string `json:"output"`
+	// Same names parameters every listed stage must give the same value,
+	// each with the reason the schema states.
+	Same map[string]string `json:"same,omitempty"`
+}
+
+// StageLists returns a stage type's stage-list parameters by name.
+func (s *Schema) StageLists(stageType string) map[string]StageList {
+	if _, ok := s.paramsDef(stageType); !ok {
+		return nil
+	}
+	var out map[string]StageList
+	_ = s.def("#StageTypes." + stageType + ".stage_lists").Decode(&out)
+	return out
+}
+
+// segments returns a stage type's parameters that must be safe path
+// segments.
+func (s *Schema) segments(stageType string) []string {
+	var out []string
+	_ = s.def("#StageTypes." + stageType + ".segments").Decode(&out)
+	return out
 }
 
 // ModelParamNames returns the model_params names that model type accepts,
@@ -174,7 +218,7 @@ func (s *Schema) ResolveParams(stageType string, params map[string]any) (map[str
 
 // resolveParamsLocked is ResolveParams with s.mu held.
 func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (map[string]any, []ParamIssue) {
-	defName, ok := paramsDef[stageType]
+	defName, ok := s.paramsDef(stageType)
 	if !ok {
 		return params, nil
 	}
@@ -193,6 +237,9 @@ func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (m
 	}
 	v := s.def(defName).Unify(given)
 	r := resolvedParams{issues: s.issuesOf(v, given, defName, params)}
+	if len(r.issues) == 0 {
+		r.issues = s.checksOf(v, stageType)
+	}
 	if len(r.issues) == 0 {
 		if r.json, err = v.MarshalJSON(); err != nil {
 			return nil, []ParamIssue{{Summary: err.Error()}}
@@ -237,8 +284,15 @@ func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[st
 			issues = appendUnknownKeys(issues, "model_params.", mp, valid, modelType)
 		}
 	}
-	if f, ok := givenParams["features"].(map[string]any); ok && defName == "#TrainParams" {
-		issues = appendUnknownKeys(issues, "features.", f, fieldNames(s.def("#Features")), "")
+	// Other structs the definition closes, e.g. a train stage's features.
+	for _, k := range sortedKeys(givenParams) {
+		m, ok := givenParams[k].(map[string]any)
+		if !ok || k == "model_params" {
+			continue
+		}
+		if valid := fieldNames(s.def(defName + "." + k)); valid != nil {
+			issues = appendUnknownKeys(issues, k+".", m, valid, "")
+		}
 	}
 	if len(issues) > 0 {
 		return issues
@@ -254,11 +308,41 @@ func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[st
 	return issues
 }
 
+// trimDef removes the definition's path, e.g. #StageTypes.data.params,
+// from the front of p.
 func trimDef(p []string, def string) []string {
-	if len(p) > 0 && p[0] == def {
-		return p[1:]
+	d := strings.Split(def, ".")
+	if len(p) >= len(d) && slices.Equal(p[:len(d)], d) {
+		return p[len(d):]
 	}
 	return p
+}
+
+// checksOf returns the violations of the rules a stage type's table entry
+// declares: its segments, and the #checks of its parameters definition,
+// evaluated on the resolved parameters v.
+func (s *Schema) checksOf(v cue.Value, stageType string) []ParamIssue {
+	var out []ParamIssue
+	for _, field := range s.segments(stageType) {
+		val, err := v.LookupPath(cue.MakePath(cue.Str(field))).String()
+		if err != nil || strings.Contains(val, "${") {
+			continue
+		}
+		if why := CheckSegment(val); why != "" {
+			out = append(out, ParamIssue{Field: field, Summary: fmt.Sprintf("%s %q %s", field, truncate(val), why),
+				Fix: "use a simple name such as v1 or 2026-11"})
+		}
+	}
+	var checks []struct {
+		Field   string `json:"field"`
+		Summary string `json:"summary"`
+		Fix     string `json:"fix"`
+	}
+	_ = v.LookupPath(cue.MakePath(cue.Def("#checks"))).Decode(&checks)
+	for _, c := range checks {
+		out = append(out, ParamIssue{Field: c.Field, Summary: c.Summary, Fix: c.Fix})
+	}
+	return out
 }
 
 func decodeJSON(v cue.Value, out any) error {
@@ -278,12 +362,12 @@ func unmarshalJSON(b []byte, out any) error {
 // IsStringParam reports whether a stage type's parameter takes only
 // strings, so that a --set value for it is never read as a number.
 func (s *Schema) IsStringParam(stageType, key string) bool {
-	defName, ok := paramsDef[stageType]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defName, ok := s.paramsDef(stageType)
 	if !ok {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f := s.def(defName).LookupPath(cue.MakePath(cue.Str(key).Optional()))
 	if !f.Exists() {
 		f = s.def(defName).LookupPath(cue.MakePath(cue.Str(key)))

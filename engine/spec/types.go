@@ -8,14 +8,11 @@ import (
 	"github.com/pipectl/pipectl/engine/diag"
 )
 
-// Stage types known to pipectl.
-const (
-	TypeData      = "data"
-	TypeTrain     = "train"
-	TypeEvaluate  = "evaluate"
-	TypeInference = "inference"
-	TypeCustom    = "custom"
-)
+// TypeCustom is the stage type that runs any notebook with free-form
+// parameters and the outputs it declares. The other stage types are the
+// schema's (#StageTypes in schemas/stages.cue, [Schema.StageTypes]): the
+// engine applies their table and knows none of them by name.
+const TypeCustom = "custom"
 
 // Built-in executor names.
 const (
@@ -64,7 +61,7 @@ type Pipeline struct {
 	Stages        map[string]*Stage
 	// Hash identifies the pipeline's evaluated spec (sha256 of its JSON).
 	Hash string
-	// Path is the field path of the pipeline, e.g. pipelines.sentiment.
+	// Path is the field path of the pipeline, e.g. pipelines.demo.
 	Path string
 	Pos  diag.Pos
 	// root is the project root, against which local input paths are
@@ -127,8 +124,8 @@ type Stage struct {
 	Name     string
 	Type     string
 	Notebook string
-	// Needs are the explicit dependencies; references and evaluate
-	// candidates add more (see Pipeline.Graph).
+	// Needs are the explicit dependencies; references and stage lists add
+	// more (see Pipeline.Graph).
 	Needs        []string
 	Retries      int
 	RetryBackoff time.Duration
@@ -139,9 +136,12 @@ type Stage struct {
 	// custom stage.
 	Outputs []string
 	// Inputs maps the parameters that name inputs (files, registered
-	// models) to their kind: the type's (schemas #Inputs) and those the
-	// stage declares.
+	// models) to their kind: the type's (#StageTypes[type].inputs) and
+	// those the stage declares.
 	Inputs map[string]string
+	// StageLists are the parameters that list other stages (per type,
+	// #StageTypes): dependencies whose output the notebook receives.
+	StageLists map[string]StageList
 	// Params are the parameters as written (JSON values: string,
 	// json.Number, bool, nil, []any, map[string]any), without schema
 	// defaults. Plans apply target overrides, --set values and defaults.

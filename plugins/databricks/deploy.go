@@ -15,6 +15,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
+	"github.com/pipectl/pipectl/engine/executor"
 	"github.com/pipectl/pipectl/engine/plan"
 	"github.com/pipectl/pipectl/engine/schedule"
 	"github.com/pipectl/pipectl/engine/spec"
@@ -127,8 +128,8 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		if err != nil {
 			return s, err
 		}
-		ctxParams := contextParams(cfg, p.Name, name, t.Name, "{{job.run_id}}", loc.projectRoot(), gitCommit)
-		nt, err := loc.notebookTask(st.Notebook, withContext(params, ctxParams))
+		ctxTask := executor.Task{RunID: "{{job.run_id}}", Pipeline: p.Name, Target: t.Name, Stage: name, Params: params, GitCommit: gitCommit}
+		nt, err := loc.notebookTask(st.Notebook, executor.NotebookParams(ctxTask, place(cfg, loc.projectRoot())))
 		if err != nil {
 			return s, err
 		}

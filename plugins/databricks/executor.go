@@ -13,7 +13,6 @@ import (
 
 	"github.com/pipectl/pipectl/engine/diag"
 	"github.com/pipectl/pipectl/engine/executor"
-	"github.com/pipectl/pipectl/engine/plan"
 )
 
 // Name is the executor's name in specs.
@@ -190,6 +189,3 @@ func transient(err error) bool {
 	var ue *url.Error
 	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
 }
-
-// outputString renders an exit-value output as a downstream parameter.
-func outputString(v any) string { return plan.Stringify(v) }

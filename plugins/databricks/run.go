@@ -2,7 +2,6 @@ package databricks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -186,7 +185,7 @@ func (e *Executor) follow(ctx context.Context, c *Client, task executor.Task, ru
 			emit(executor.EventProgress, fmt.Sprintf("databricks: run %d %s", runID, st.label))
 		}
 		if st.terminal {
-			return e.finish(ctx, c, task, run, pageURL)
+			return e.finish(ctx, c, task, run, pageURL, emit)
 		}
 		if st.pending && task.Timeout > 0 && time.Since(submitted) > task.Timeout {
 			emit(executor.EventLog, fmt.Sprintf("databricks: run %d is still %s after %s, the stage timeout; cancelling it", runID, st.label, task.Timeout))
@@ -255,15 +254,10 @@ func (e *Executor) cancelQuietly(ctx context.Context, c *Client, runID int64, p 
 	_ = e.cancelAndWait(ctx, c, runID, p)
 }
 
-// exitValue is the notebook's JSON exit value (docs/STAGES.md).
-type exitValue struct {
-	Outputs map[string]any `json:"outputs"`
-	Metrics map[string]any `json:"metrics"`
-}
-
 // finish reads a terminated run's outcome from runs/get-output of the
 // stage's TASK run (the parent run id is refused for multi-task runs).
-func (e *Executor) finish(ctx context.Context, c *Client, task executor.Task, run *jobs.Run, pageURL string) executor.Result {
+func (e *Executor) finish(ctx context.Context, c *Client, task executor.Task, run *jobs.Run, pageURL string,
+	emit func(executor.EventKind, string)) executor.Result {
 	v := judge(run)
 	res := executor.Result{Links: links(run.RunId, pageURL)}
 	taskRunID := run.RunId
@@ -277,7 +271,7 @@ func (e *Executor) finish(ctx context.Context, c *Client, task executor.Task, ru
 		if err != nil {
 			return e.apiFailure(c, fmt.Sprintf("read the output of run %d", taskRunID), err)
 		}
-		return e.succeed(c, task, res, out)
+		return e.succeed(c, task, res, out, emit)
 	}
 	res.Status = executor.Failed
 	f := &executor.Failure{Retryable: v.retryable}
@@ -305,33 +299,32 @@ func (e *Executor) finish(ctx context.Context, c *Client, task executor.Task, ru
 	return res
 }
 
-func (e *Executor) succeed(c *Client, task executor.Task, res executor.Result, out *jobs.RunOutput) executor.Result {
+func (e *Executor) succeed(c *Client, task executor.Task, res executor.Result, out *jobs.RunOutput,
+	emit func(executor.EventKind, string)) executor.Result {
 	if out.NotebookOutput == nil || out.NotebookOutput.Result == "" {
-		return failure("notebook %s finished without an exit value: it must end with dbutils.notebook.exit(json.dumps({\"outputs\": ...}))", task.Notebook)
+		if len(task.Outputs) == 0 {
+			res.Status = executor.Succeeded
+			return res
+		}
+		return failure("notebook %s finished without an exit value: a %s stage must end with dbutils.notebook.exit(json.dumps(%s)) (docs/STAGES.md)", task.Notebook, task.Type, executor.ExitValueShape)
 	}
 	if out.NotebookOutput.Truncated {
 		return failure("notebook %s returned an exit value over 5 MB, which Databricks truncates: keep outputs small (URIs, ids, counts)", task.Notebook)
 	}
-	dec := json.NewDecoder(strings.NewReader(out.NotebookOutput.Result))
-	dec.UseNumber()
-	var ev exitValue
-	if err := dec.Decode(&ev); err != nil {
-		return failure("notebook %s returned an exit value that is not the JSON of docs/STAGES.md: %v", task.Notebook, err)
+	ev, err := executor.ParseExitValue([]byte(out.NotebookOutput.Result), task.Outputs)
+	if err != nil {
+		return failure("notebook %s: %s", task.Notebook, c.red.String(err.Error()))
+	}
+	for _, w := range ev.Warnings {
+		emit(executor.EventLog, "pipectl: "+w)
 	}
 	res.Status = executor.Succeeded
 	res.Outputs = map[string]string{}
 	for k, v := range ev.Outputs {
-		res.Outputs[k] = c.red.String(outputString(v))
+		res.Outputs[k] = c.red.String(v)
 	}
-	for k, v := range ev.Metrics {
-		if n, ok := v.(json.Number); ok {
-			if f, err := n.Float64(); err == nil {
-				if res.Metrics == nil {
-					res.Metrics = map[string]float64{}
-				}
-				res.Metrics[k] = f
-			}
-		}
+	if len(ev.Metrics) > 0 {
+		res.Metrics = ev.Metrics
 	}
 	return res
 }

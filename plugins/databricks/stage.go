@@ -5,13 +5,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+
+	"github.com/pipectl/pipectl/engine/executor"
 )
 
 // environmentKey names the one serverless environment of a run or job.
@@ -59,36 +60,13 @@ func (l codeLocation) gitSource() *jobs.GitSource {
 		GitBranch: l.Git.Branch, GitTag: l.Git.Tag}
 }
 
-// contextParams are the parameters the executor sets on every notebook
-// (docs/STAGES.md, "Context parameters").
-func contextParams(c *Config, pipeline, stage, target, runID, projectRoot, gitCommit string) map[string]string {
+// place is where a target runs stages: the context parameters the task
+// does not carry (executor.ContextParams).
+func place(c *Config, projectRoot string) executor.Place {
 	vol := c.VolumeRoot()
-	return map[string]string{
-		"pipectl_run_id":      runID,
-		"pipectl_pipeline":    pipeline,
-		"pipectl_stage":       stage,
-		"pipectl_target":      target,
-		"data_root":           vol + "/data",
-		"output_root":         vol + "/predictions",
-		"project_root":        projectRoot,
-		"mlflow_tracking_uri": "databricks",
-		"mlflow_registry_uri": "databricks-uc",
-		"experiment_root":     c.ExperimentRoot,
-		"uc_catalog":          c.Catalog,
-		"uc_schema":           c.Schema,
-		"git_commit":          gitCommit,
-	}
-}
-
-// withContext returns the stage's parameters with the context parameters
-// added; context parameters win (the spec never sets them).
-func withContext(params, ctxParams map[string]string) map[string]string {
-	out := maps.Clone(params)
-	if out == nil {
-		out = map[string]string{}
-	}
-	maps.Copy(out, ctxParams)
-	return out
+	return executor.Place{DataRoot: vol + "/data", OutputRoot: vol + "/predictions", ProjectRoot: projectRoot,
+		TrackingURI: "databricks", RegistryURI: "databricks-uc",
+		ExperimentRoot: c.ExperimentRoot, Catalog: c.Catalog, Schema: c.Schema}
 }
 
 // environments is the serverless environment built from the notebooks'
@@ -153,8 +131,8 @@ type submitRequest struct {
 }
 
 func (s submitRequest) build() (jobs.SubmitRun, error) {
-	ctxParams := contextParams(s.cfg, s.pipeline, s.stage, s.target, s.runID, s.loc.projectRoot(), s.commit)
-	nt, err := s.loc.notebookTask(s.notebook, withContext(s.params, ctxParams))
+	t := executor.Task{RunID: s.runID, Pipeline: s.pipeline, Target: s.target, Stage: s.stage, Params: s.params, GitCommit: s.commit}
+	nt, err := s.loc.notebookTask(s.notebook, executor.NotebookParams(t, place(s.cfg, s.loc.projectRoot())))
 	if err != nil {
 		return jobs.SubmitRun{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,8 +23,13 @@ import (
 // read directly and read-only, whose artifacts must still exist.
 func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
 	out := req.Outputs
-	switch req.Task.Type {
-	case "data":
+	// What is checked follows the outputs, not the stage type: a stage that
+	// promises (or reports) a data version, predictions or a model version
+	// must still have it.
+	promised := func(key string) bool {
+		return slices.Contains(req.Task.Outputs, key) || out[key] != ""
+	}
+	if promised("data_path") {
 		p := out["data_path"]
 		if p == "" {
 			return missing("the cached run recorded no data_path"), nil
@@ -31,13 +37,8 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if _, err := os.Stat(filepath.Join(p, "manifest.json")); err != nil {
 			return missing("data version %s is gone (no manifest.json)", p), nil
 		}
-	case "train", "evaluate":
-		name, version := out["model_name"], out["model_version"]
-		if name == "" || version == "" {
-			return missing("the cached run recorded no model_name/model_version"), nil
-		}
-		return checkModelVersion(ctx, NewStore(stateDir(req.Task)), name, version)
-	case "inference":
+	}
+	if promised("predictions_path") {
 		p := out["predictions_path"]
 		if p == "" {
 			return missing("the cached run recorded no predictions_path"), nil
@@ -45,6 +46,15 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if _, err := os.Stat(p); err != nil {
 			return missing("predictions %s are gone", p), nil
 		}
+	}
+	// A registered model is the stage's when it names one (train,
+	// evaluate); inference only reports the version it used.
+	if promised("model_name") {
+		name, version := out["model_name"], out["model_version"]
+		if name == "" || version == "" {
+			return missing("the cached run recorded no model_name/model_version"), nil
+		}
+		return checkModelVersion(ctx, NewStore(stateDir(req.Task)), name, version)
 	}
 	return executor.CheckResult{Exists: true}, nil
 }

@@ -47,8 +47,9 @@
 //
 // # Cached outputs
 //
-// CheckOutputs answers without starting Python: a data version is a
-// directory with manifest.json, a model version is a row of the registry's
+// CheckOutputs answers without starting Python, by the outputs a stage
+// promises or reports (not its type): a data_path is a directory with
+// manifest.json, a model_name/model_version is a row of the registry's
 // SQLite table (read directly, read-only) whose artifacts exist, a
-// prediction is a file.
+// predictions_path is a file.
 package local

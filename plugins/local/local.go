@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -453,59 +454,40 @@ func safeName(s string) string {
 	}, s)
 }
 
-// contextParamNames are the context parameters of docs/STAGES.md, in the
-// order they are passed.
-var contextParamNames = []string{"pipectl_run_id", "pipectl_pipeline", "pipectl_stage", "pipectl_target",
-	"data_root", "output_root", "project_root", "mlflow_tracking_uri", "mlflow_registry_uri",
-	"experiment_root", "uc_catalog", "uc_schema", "git_commit"}
-
-// stageParams returns NAME=VALUE for the context parameters, then the
-// stage's own (sorted). Context parameters are the executor's: a stage
-// parameter of the same name is ignored.
+// stageParams returns NAME=VALUE for the context parameters, in the
+// contract's order, then the stage's own (sorted). Context parameters are
+// the executor's: a stage parameter of the same name is ignored.
 func stageParams(task executor.Task, l layout, trackingURI string) []string {
-	ctxParams := map[string]string{
-		"pipectl_run_id": task.RunID, "pipectl_pipeline": task.Pipeline, "pipectl_stage": task.Stage,
-		"pipectl_target": task.Target, "data_root": l.cfg.DataRoot, "output_root": l.cfg.OutputRoot,
-		"project_root": l.root, "mlflow_tracking_uri": trackingURI, "mlflow_registry_uri": trackingURI,
-		"experiment_root": "", "uc_catalog": "", "uc_schema": "", "git_commit": task.GitCommit,
+	all := executor.NotebookParams(task, executor.Place{DataRoot: l.cfg.DataRoot, OutputRoot: l.cfg.OutputRoot,
+		ProjectRoot: l.root, TrackingURI: trackingURI, RegistryURI: trackingURI})
+	out := make([]string, 0, len(all))
+	for _, name := range executor.ContextParamNames {
+		out = append(out, name+"="+all[name])
+		delete(all, name)
 	}
-	out := make([]string, 0, len(ctxParams)+len(task.Params))
-	for _, name := range contextParamNames {
-		out = append(out, name+"="+ctxParams[name])
-	}
-	names := make([]string, 0, len(task.Params))
-	for name := range task.Params {
-		if _, isCtx := ctxParams[name]; !isCtx {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		out = append(out, name+"="+task.Params[name])
+	for _, name := range slices.Sorted(maps.Keys(all)) {
+		out = append(out, name+"="+all[name])
 	}
 	return out
 }
 
-// builtinTypes promise outputs (docs/STAGES.md), so their notebooks must
-// exit with a value.
-var builtinTypes = map[string]bool{"data": true, "train": true, "evaluate": true, "inference": true}
-
 func (e *Executor) succeeded(ctx context.Context, task executor.Task, outFile string, srv *server, sink executor.EventSink) executor.Result {
 	b, err := os.ReadFile(outFile)
 	if errors.Is(err, os.ErrNotExist) {
-		if builtinTypes[task.Type] {
-			return failed(fmt.Sprintf("%s finished without dbutils.notebook.exit: a %s stage must exit with {\"outputs\": {...}, \"metrics\": {...}} (docs/STAGES.md)", task.Notebook, task.Type), "", false)
+		if len(task.Outputs) > 0 {
+			return failed(fmt.Sprintf("%s finished without dbutils.notebook.exit: a %s stage must exit with %s (docs/STAGES.md)", task.Notebook, task.Type, executor.ExitValueShape), "", false)
 		}
 		return executor.Result{Status: executor.Succeeded}
 	}
 	if err != nil {
 		return failed(fmt.Sprintf("read the exit value: %v", err), "", false)
 	}
-	outputs, metrics, warnings, err := parseExitValue(b)
+	ev, err := executor.ParseExitValue(b, task.Outputs)
 	if err != nil {
 		return failed(fmt.Sprintf("%s: %v", task.Notebook, err), tailText(string(b)), false)
 	}
-	for _, w := range warnings {
+	outputs, metrics := ev.Outputs, ev.Metrics
+	for _, w := range ev.Warnings {
 		sink(executor.Event{Time: time.Now(), Kind: executor.EventLog, Stream: "stderr", Text: "pipectl: " + w})
 	}
 	res := executor.Result{Status: executor.Succeeded, Outputs: outputs, Metrics: metrics}

@@ -322,7 +322,9 @@ func TestRunWithoutExitValue(t *testing.T) {
 	if res := run(t, testCtx(t), f.e, task, &rec); res.Status != executor.Succeeded {
 		t.Errorf("custom stage without exit value: %s %+v, want succeeded", res.Status, res.Error)
 	}
-	task.Type = "data"
+	// A stage that promises outputs (the runner passes its type's) must
+	// return them.
+	task.Type, task.Outputs = "data", []string{"data_path"}
 	res := run(t, testCtx(t), f.e, task, &rec)
 	if res.Status != executor.Failed || !strings.Contains(res.Error.Message, "finished without dbutils.notebook.exit") {
 		t.Errorf("data stage without exit value: %s %+v, want a failure saying so", res.Status, res.Error)
@@ -543,25 +545,28 @@ func TestCheckOutputs(t *testing.T) {
 		state   string
 		exists  bool
 		reason  string
+		// promised are the task's outputs (the runner passes the type's).
+		promised []string
 	}{
-		"data":                {"data", map[string]string{"data_path": data}, "", true, ""},
-		"data no manifest":    {"data", map[string]string{"data_path": noManifest}, "", false, "no manifest.json"},
-		"data gone":           {"data", map[string]string{"data_path": filepath.Join(dir, "gone")}, "", false, "is gone"},
-		"data no output":      {"data", nil, "", false, "no data_path"},
-		"model":               {"train", map[string]string{"model_name": "pipectl_test_check", "model_version": version}, "", true, ""},
-		"evaluate model":      {"evaluate", map[string]string{"model_name": "pipectl_test_check", "model_version": version}, "", true, ""},
-		"model version gone":  {"train", map[string]string{"model_name": "pipectl_test_check", "model_version": "9999"}, "", false, "not in the registry"},
-		"model unknown":       {"train", map[string]string{"model_name": "no_such_model", "model_version": "1"}, "", false, "not in the registry"},
-		"model bad version":   {"train", map[string]string{"model_name": "m", "model_version": "one"}, "", false, "not a number"},
-		"no store":            {"train", map[string]string{"model_name": "m", "model_version": "1"}, dir, false, "no local MLflow store"},
-		"predictions":         {"inference", map[string]string{"predictions_path": preds}, "", true, ""},
-		"predictions gone":    {"inference", map[string]string{"predictions_path": preds + ".old"}, "", false, "are gone"},
-		"custom always there": {"custom", nil, "", true, ""},
+		"data":                {"data", map[string]string{"data_path": data}, "", true, "", nil},
+		"data no manifest":    {"data", map[string]string{"data_path": noManifest}, "", false, "no manifest.json", nil},
+		"data gone":           {"data", map[string]string{"data_path": filepath.Join(dir, "gone")}, "", false, "is gone", nil},
+		"data no output":      {"data", nil, "", false, "no data_path", []string{"data_path"}},
+		"model":               {"train", map[string]string{"model_name": "pipectl_test_check", "model_version": version}, "", true, "", nil},
+		"evaluate model":      {"evaluate", map[string]string{"model_name": "pipectl_test_check", "model_version": version}, "", true, "", nil},
+		"model version gone":  {"train", map[string]string{"model_name": "pipectl_test_check", "model_version": "9999"}, "", false, "not in the registry", nil},
+		"model unknown":       {"train", map[string]string{"model_name": "no_such_model", "model_version": "1"}, "", false, "not in the registry", nil},
+		"model bad version":   {"train", map[string]string{"model_name": "m", "model_version": "one"}, "", false, "not a number", nil},
+		"no store":            {"train", map[string]string{"model_name": "m", "model_version": "1"}, dir, false, "no local MLflow store", nil},
+		"predictions":         {"inference", map[string]string{"predictions_path": preds}, "", true, "", nil},
+		"predictions gone":    {"inference", map[string]string{"predictions_path": preds + ".old"}, "", false, "are gone", nil},
+		"inference model":     {"inference", map[string]string{"predictions_path": preds, "model_uri": "models:/m/3", "model_version": "3"}, "", true, "", []string{"predictions_path", "rows", "model_uri", "model_version"}},
+		"custom always there": {"custom", nil, "", true, "", nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			task := f.task("echo.py", nil)
-			task.Type = tc.typ
+			task.Type, task.Outputs = tc.typ, tc.promised
 			if tc.state != "" {
 				task.StateDir = tc.state
 			}

@@ -11,50 +11,6 @@ import (
 	"github.com/pipectl/pipectl/engine/executor"
 )
 
-func TestParseExitValue(t *testing.T) {
-	in := `{"outputs": {"s": "text", "n": 4000, "f": 0.25, "e": 1e-05, "b": true, "z": null,
-		"l": ["a", 1], "o": {"C": 4, "k": [1, 2]}, "nan": NaN},
-		"metrics": {"acc": 0.75, "rows": 12, "bad": "x", "inf": Infinity, "ninf": -Infinity, "nan": NaN}}`
-	outputs, metrics, warnings, err := parseExitValue([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantOut := map[string]string{"s": "text", "n": "4000", "f": "0.25", "e": "1e-05", "b": "true", "z": "null",
-		"l": `["a",1]`, "o": `{"C":4,"k":[1,2]}`, "nan": "null"}
-	if d := cmp.Diff(wantOut, outputs); d != "" {
-		t.Errorf("outputs (-want +got):\n%s", d)
-	}
-	if d := cmp.Diff(map[string]float64{"acc": 0.75, "rows": 12}, metrics); d != "" {
-		t.Errorf("metrics (-want +got):\n%s", d)
-	}
-	if len(warnings) != 4 || !strings.Contains(warnings[0], "metric bad") {
-		t.Errorf("warnings %q, want 4 (bad, inf, nan, ninf)", warnings)
-	}
-}
-
-func TestParseExitValueErrors(t *testing.T) {
-	for name, in := range map[string]string{
-		"not json":    "done",
-		"not object":  `"done"`,
-		"bad outputs": `{"outputs": [1, 2]}`,
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, _, _, err := parseExitValue([]byte(in)); err == nil || !strings.Contains(err.Error(), `{"outputs"`) {
-				t.Errorf("error %v, want one describing the expected shape", err)
-			}
-		})
-	}
-}
-
-func TestPythonJSONKeepsStrings(t *testing.T) {
-	in := `{"a": "NaN and Infinity \" NaN", "b": NaN}`
-	got := string(pythonJSON([]byte(in)))
-	want := `{"a": "NaN and Infinity \" NaN", "b": null}`
-	if got != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-}
-
 func TestTailText(t *testing.T) {
 	var b strings.Builder
 	for i := range 100 {

@@ -55,7 +55,8 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: "noop_fail is retryable", Retryable: true}}, nil
 	}
 	outputs := map[string]string{}
-	for _, k := range outputKeys(task.Type) {
+	// Placeholders for the outputs the stage promises, so references resolve.
+	for _, k := range task.Outputs {
 		outputs[k] = fmt.Sprintf("noop-%s-%s", task.Stage, k)
 	}
 	for k, v := range task.Params {
@@ -64,22 +65,6 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		}
 	}
 	return executor.Result{Status: executor.Succeeded, Outputs: outputs}, nil
-}
-
-// outputKeys are the outputs each built-in stage type promises
-// (docs/STAGES.md), so that references resolve.
-func outputKeys(stageType string) []string {
-	switch stageType {
-	case "data":
-		return []string{"data_name", "data_version", "data_path", "manifest_sha256", "rows_train", "rows_test", "rows_holdout"}
-	case "train":
-		return []string{"run_id", "model_name", "model_version", "model_uri", "model_type"}
-	case "evaluate":
-		return []string{"model_name", "model_version", "model_uri", "decision", "candidate_uri", "candidate_version"}
-	case "inference":
-		return []string{"predictions_path", "rows", "model_uri", "model_version", "prediction_counts"}
-	}
-	return nil
 }
 
 // CheckOutputs implements executor.Executor: noop outputs always "exist".

@@ -14,18 +14,20 @@ func TestRun(t *testing.T) {
 	tests := map[string]struct {
 		params map[string]string
 		typ    string
-		status executor.Status
-		retry  bool
-		output [2]string
+		// promised are the task's outputs (the stage type's, from the plan).
+		promised []string
+		status   executor.Status
+		retry    bool
+		output   [2]string
 	}{
-		"train outputs":  {typ: "train", status: executor.Succeeded, output: [2]string{"model_uri", "noop-s-model_uri"}},
+		"train outputs":  {typ: "train", promised: []string{"model_name", "model_uri"}, status: executor.Succeeded, output: [2]string{"model_uri", "noop-s-model_uri"}},
 		"custom output":  {typ: "custom", params: map[string]string{"noop_output_x": "1"}, status: executor.Succeeded, output: [2]string{"x", "1"}},
 		"fail":           {params: map[string]string{"noop_fail": "true"}, status: executor.Failed},
 		"retryable fail": {params: map[string]string{"noop_fail": "retryable"}, status: executor.Failed, retry: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			res, err := e.Run(context.Background(), executor.Task{Stage: "s", Type: tc.typ, Params: tc.params, Attempt: 1}, sink)
+			res, err := e.Run(context.Background(), executor.Task{Stage: "s", Type: tc.typ, Params: tc.params, Outputs: tc.promised, Attempt: 1}, sink)
 			if err != nil {
 				t.Fatal(err)
 			}

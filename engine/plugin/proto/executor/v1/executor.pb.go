@@ -653,7 +653,7 @@ type Diagnostic struct {
 	Summary  string   `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
 	Detail   string   `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// path is the field path in the spec, e.g.
-	// pipelines.sentiment.targets.dev.config.command.
+	// pipelines.demo.targets.dev.config.command.
 	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
 	Pos           *Pos   `protobuf:"bytes,5,opt,name=pos,proto3" json:"pos,omitempty"`
 	Fix           string `protobuf:"bytes,6,opt,name=fix,proto3" json:"fix,omitempty"`
@@ -755,8 +755,11 @@ type Task struct {
 	CacheKey   string `protobuf:"bytes,12,opt,name=cache_key,json=cacheKey,proto3" json:"cache_key,omitempty"`
 	GitCommit  string `protobuf:"bytes,13,opt,name=git_commit,json=gitCommit,proto3" json:"git_commit,omitempty"`
 	// state_dir is the project's .pipectl directory (absolute).
-	StateDir      string `protobuf:"bytes,14,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
-	LogPath       string `protobuf:"bytes,15,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	StateDir string `protobuf:"bytes,14,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	LogPath  string `protobuf:"bytes,15,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	// outputs are the outputs the stage promises (its type's, or those a
+	// custom stage declares); the exit value must hold them.
+	Outputs       []string `protobuf:"bytes,16,rep,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -894,6 +897,13 @@ func (x *Task) GetLogPath() string {
 		return x.LogPath
 	}
 	return ""
+}
+
+func (x *Task) GetOutputs() []string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
 }
 
 type RunRequest struct {
@@ -1936,7 +1946,7 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12*\n" +
 	"\x03pos\x18\x05 \x01(\v2\x18.pipectl.executor.v1.PosR\x03pos\x12\x10\n" +
-	"\x03fix\x18\x06 \x01(\tR\x03fix\"\x98\x04\n" +
+	"\x03fix\x18\x06 \x01(\tR\x03fix\"\xb2\x04\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x16\n" +
@@ -1955,7 +1965,8 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\n" +
 	"git_commit\x18\r \x01(\tR\tgitCommit\x12\x1b\n" +
 	"\tstate_dir\x18\x0e \x01(\tR\bstateDir\x12\x19\n" +
-	"\blog_path\x18\x0f \x01(\tR\alogPath\x1a9\n" +
+	"\blog_path\x18\x0f \x01(\tR\alogPath\x12\x18\n" +
+	"\aoutputs\x18\x10 \x03(\tR\aoutputs\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"T\n" +
