@@ -261,8 +261,25 @@ func TestDeployIsIdempotent(t *testing.T) {
 // their first job listings until all have arrived, so every deploy sees no
 // job and creates one, and they must converge on one.
 func TestConcurrentDeploysLeaveOneJob(t *testing.T) {
+	// The emulator gathers the first n listings, but a loaded machine can
+	// still let one deploy's create land before another's listing is served;
+	// such a try proves nothing either way, so it is tried again.
+	const n, tries = 4, 5
+	for try := 1; try <= tries; try++ {
+		if raced := deployRace(t, n); raced {
+			return
+		}
+		t.Logf("try %d: the deploys did not race; trying again", try)
+	}
+	t.Fatalf("the deploys did not race in %d tries; the test proves nothing", tries)
+}
+
+// deployRace runs n concurrent deploys against a fresh emulator and checks
+// that they converge on one job; it reports false, checking nothing, when
+// the deploys did not all create a job (they did not race).
+func deployRace(t *testing.T, n int) bool {
+	t.Helper()
 	r := newDeployRig(t, emulator.Options{Python: dbtest.NoPython})
-	const n = 4
 	r.e.InjectHTTP(emulator.HTTPFault{Endpoint: "GET /api/2.2/jobs/list", Gather: n})
 	pl := r.plan(t, "dev")
 	var wg sync.WaitGroup
@@ -284,7 +301,7 @@ func TestConcurrentDeploysLeaveOneJob(t *testing.T) {
 	}
 	calls := r.e.Calls()
 	if calls["POST /api/2.2/jobs/create"] != n {
-		t.Fatalf("the deploys did not race (%d creates); the test proves nothing", calls["POST /api/2.2/jobs/create"])
+		return false
 	}
 	all := r.jobs(t)
 	if len(all) != 1 {
@@ -293,6 +310,7 @@ func TestConcurrentDeploysLeaveOneJob(t *testing.T) {
 	if again := r.deploy(t, "dev", false); again.Action != "unchanged" || again.JobID != all[0].JobId {
 		t.Fatalf("after the race: %+v", again)
 	}
+	return true
 }
 
 func TestDestroy(t *testing.T) {
