@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .params import ParamError, check_keys
@@ -106,3 +107,29 @@ def build_pipeline(
             ("classifier", build_classifier(model_type, model_params, seed)),
         ]
     )
+
+
+def finish_fitted(model: Any) -> Any:
+    """A fitted pipeline as it is saved: fast-path features swapped for stock scikit-learn ones
+    (features.stock_features), so the model holds no class that overrides scikit-learn's private
+    methods."""
+    from .features import stock_features
+
+    model.set_params(features=stock_features(model.named_steps["features"]))
+    return model
+
+
+@contextmanager
+def pickled_by_value() -> Iterator[None]:
+    """While saving a model: cloudpickle stores `TextNormalizer` (its class and functions) in the
+    pickle itself instead of a reference to this package, so the model loads where `sentiment` is
+    not importable, or is a different version. Everything else in it is scikit-learn's."""
+    import cloudpickle
+
+    from . import features
+
+    cloudpickle.register_pickle_by_value(features)
+    try:
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(features)
