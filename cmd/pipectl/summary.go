@@ -50,7 +50,10 @@ type modelRow struct {
 type championRow struct {
 	Stage, Decision, Name, Version, URI string
 	CandidateURI                        string
-	Metrics                             map[string]float64
+	// Tie is the evaluate stage's explanation of a tie that decided it
+	// (its optional output "tie").
+	Tie     string
+	Metrics map[string]float64
 }
 
 type predictionRow struct {
@@ -148,7 +151,7 @@ func summarize(rec *record.Run) *runSummary {
 		case "evaluate":
 			if s.Champion == nil && o["decision"] != "" {
 				s.Champion = &championRow{Stage: name, Decision: o["decision"], Name: o["model_name"], Version: o["model_version"],
-					URI: o["model_uri"], CandidateURI: o["candidate_uri"], Metrics: st.Metrics}
+					URI: o["model_uri"], CandidateURI: o["candidate_uri"], Tie: o["tie"], Metrics: st.Metrics}
 			}
 		case "inference":
 			if o["predictions_path"] != "" {
@@ -274,6 +277,9 @@ func (s *runSummary) writeTextTo(w io.Writer) {
 		fmt.Fprintf(w, "Champion: %s\n", c.sentence())
 		if scores := c.scores(); scores != "" {
 			fmt.Fprintf(w, "  %s\n", scores)
+		}
+		if c.Tie != "" {
+			fmt.Fprintf(w, "  %s\n", c.Tie)
 		}
 	}
 	for _, p := range s.Predictions {

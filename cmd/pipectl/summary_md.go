@@ -114,6 +114,9 @@ func (s *runSummary) writeMarkdown(w io.Writer, g *dag.Graph) {
 		if scores := c.scores(); scores != "" {
 			fmt.Fprintf(w, " %s.", scores)
 		}
+		if c.Tie != "" {
+			fmt.Fprintf(w, " %s.", mdCell(c.Tie))
+		}
 		fmt.Fprintln(w)
 	}
 

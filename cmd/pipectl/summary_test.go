@@ -20,6 +20,12 @@ import (
 // would record it: real-looking outputs, metrics and links, which the noop
 // executor of the script goldens cannot produce.
 func sentimentRecord(failed bool) (*record.Run, *dag.Graph) {
+	return sentimentRecordOf(failed, false)
+}
+
+// sentimentRecordOf is sentimentRecord; with tie, two candidates score the
+// same and the evaluate stage says how it chose.
+func sentimentRecordOf(failed, tie bool) (*record.Run, *dag.Graph) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	stage := func(typ string, start, end int, outputs map[string]string, metrics map[string]float64, links ...executor.Link) *record.Stage {
@@ -49,6 +55,13 @@ func sentimentRecord(failed bool) (*record.Run, *dag.Graph) {
 			"inference": stage("inference", 110, 131, map[string]string{"predictions_path": "/p/.pipectl/predictions/sentiment/20260102-030405-000-1a2b/predictions.parquet",
 				"rows": "533", "model_uri": "models:/sentiment_classifier@champion"}, map[string]float64{"accuracy": 0.8124, "f1_macro": 0.7933, "rows": 533}),
 		}}
+	if tie {
+		rec.Stages["train_lr"].Metrics["f1_macro"] = 0.7803
+		ev := rec.Stages["evaluate"]
+		ev.Outputs["model_version"], ev.Outputs["model_uri"] = "7", "models:/sentiment_classifier/7"
+		ev.Outputs["candidate_uri"] = "models:/sentiment_classifier/7"
+		ev.Outputs["tie"] = "tie on f1_macro 0.7803 between versions 7, 9: candidate chosen by the first-listed rule (version 7)"
+	}
 	rec.Stages["train_nb"].Status = record.Cached
 	rec.Stages["train_nb"].Cache = &record.CacheInfo{Status: "hit", FromRun: "20260101-000000-000-0001"}
 	rec.Stages["train_nb"].Attempts = nil
@@ -94,11 +107,11 @@ func golden(t *testing.T, name, got string) {
 
 func TestSummaryOfASentimentRun(t *testing.T) {
 	for _, tc := range []struct {
-		name              string
-		failed, userError bool
-	}{{"succeeded", false, false}, {"failed", true, false}, {"user_error", true, true}} {
+		name                   string
+		failed, userError, tie bool
+	}{{"succeeded", false, false, false}, {"failed", true, false, false}, {"user_error", true, true, false}, {"tie", false, false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec, g := sentimentRecord(tc.failed)
+			rec, g := sentimentRecordOf(tc.failed, tc.tie)
 			if tc.userError {
 				// The evaluate stage's input is at fault: its message once,
 				// no traceback, no --resume.

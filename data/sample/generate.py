@@ -9,7 +9,12 @@ differs from what the generator produces.
 Realistic quirks are added on purpose so the data stage has something to clean: one exact
 duplicate row, one sentence that appears with two labels (neutral and negative), one sentence that
 differs from another only in spacing and case, one row with an empty sentence, mojibake in a
-company name, and about 4% of labels flipped to a neighbouring class, as annotators disagree.
+company name, and about 8% of labels flipped to a neighbouring class, as annotators disagree.
+
+About a third of the sentences are hard on purpose (`HARD`): contrasts ("sales rose but profit
+fell"), negations, losses that shrink, and neutral sentences full of sentiment words, so the three
+classes share most of their vocabulary. Without them every candidate model scored the same
+(macro-F1 0.9304): the sample could not tell models apart.
 """
 
 from __future__ import annotations
@@ -210,6 +215,42 @@ TEMPLATES: dict[str, list[str]] = {
 }
 
 
+#: Sentences whose words point the other way: the label rests on contrast, negation or direction.
+HARD: dict[str, list[str]] = {
+    "positive": [
+        "{co}'s {metric} fell less than expected in {period}, and its shares rose {pct}%.",
+        "Despite weak demand for {product}, {co} increased its {metric} by {pct}%.",
+        "{co} cut its operating loss to EUR {amt} mn from EUR {amt_hi} mn a year earlier.",
+        "{co} no longer expects its {metric} to decline in {year}.",
+        "Analysts had feared a loss, but {co} reported a profit of EUR {amt} mn.",
+        "{co}'s costs fell {pct}% in {period}, lifting its {metric}.",
+        "The decline in {co}'s order intake has ended, the company said.",
+        "${tick} not as weak as people think, buying the dip",
+    ],
+    "negative": [
+        "{co}'s {metric} rose {pct}% but its operating profit fell to EUR {amt} mn.",
+        "{co} did not reach its target for {metric} in {period}.",
+        "Despite higher {metric}, {co} swung to a loss in {period}.",
+        "{co} no longer expects its {metric} to grow in {year}.",
+        "{client} cancelled an order worth EUR {amt} million from {co}.",
+        "{co}'s costs rose {pct}% in {period}, squeezing its {metric}.",
+        "The growth in {co}'s order intake has ended, the company said.",
+        "${tick} not as strong as people think, taking profits",
+    ],
+    "neutral": [
+        "{co} will say on {month} {day} whether its {metric} rose or fell in {period}.",
+        "{co} did not comment on the fall in its share price.",
+        "{co}'s {metric} rose to EUR {amt} mn in {year}; figures for {period} are due in {month}.",
+        "{co} said its outlook for {year} is unchanged.",
+        "Profit and loss figures for {period} are not comparable with the previous year.",
+        "{co} will discuss the decline in demand for {product} at its meeting in {city}.",
+        "{person} said {co} expects neither growth nor a decline in {metric}.",
+        "${tick} up or down after earnings? no idea",
+    ],
+}
+HARD_SHARE = 0.35
+
+
 def fill(template: str, rng: random.Random) -> str:
     co, co2 = rng.sample(COMPANIES, 2)
     city, city2 = rng.sample(CITIES, 2)
@@ -249,7 +290,8 @@ def generate() -> list[tuple[str, str]]:
     for label, count in COUNTS.items():
         made = 0
         while made < count:
-            sentence = fill(rng.choice(TEMPLATES[label]), rng)
+            templates = HARD if rng.random() < HARD_SHARE else TEMPLATES
+            sentence = fill(rng.choice(templates[label]), rng)
             if sentence.lower() in seen:
                 continue
             seen.add(sentence.lower())
@@ -257,7 +299,7 @@ def generate() -> list[tuple[str, str]]:
             made += 1
     rng.shuffle(rows)
     # Annotator disagreement: a few labels moved to the neighbouring class.
-    for i in rng.sample(range(len(rows)), k=len(rows) // 25):
+    for i in rng.sample(range(len(rows)), k=len(rows) // 12):
         rows[i] = (rows[i][0], FLIP[rows[i][1]])
 
     # Quirks the data stage must clean up (see the module docstring).

@@ -1,4 +1,12 @@
-"""Text normalisation and TF-IDF features, built into the model so inference cannot drift."""
+"""Text normalisation and TF-IDF features, built into the model so inference cannot drift.
+
+Features are scikit-learn's own `TfidfVectorizer`s in a `FeatureUnion`. `fast_vectorizer: true`
+fits them with pipectl's fast counting instead (sentiment/ngrams.py: the same vocabulary and
+matrices, minutes less on a million texts), which overrides private scikit-learn methods and so is
+refused on scikit-learn versions it was not tested with. Either way the fitted model holds only
+scikit-learn classes (`stock_features`) plus `TextNormalizer`, which the train stage pickles by
+value: a registered model loads without this package and survives its internals changing.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +29,15 @@ FEATURE_DEFAULTS: dict[str, Any] = {
     "sublinear_tf": True,
     "lowercase": True,
     "stop_words": None,
+    "fast_vectorizer": False,
 }
+
+#: scikit-learn versions (major.minor) the fast path was tested with (tests/test_ngrams.py compares
+#: it with stock TF-IDF bit for bit). It overrides private methods (`_count_vocab`,
+#: `_sort_features`, `_limit_features`, `FeatureUnion._hstack`) and imports
+#: `sklearn.utils._sparse`, any of which a release may change: add a version here only after
+#: those tests pass on it.
+FAST_VECTORIZER_SKLEARN = ("1.9",)
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
@@ -64,7 +80,7 @@ def _texts(X: Any) -> Any:
 class CsrFeatureUnion(FeatureUnion):
     """scikit-learn's FeatureUnion, stacking sparse blocks without holding them twice: on a
     million texts the blocks are gigabytes (sentiment/sparse.py, `hstack_consuming`). Same
-    result, same parameters."""
+    result, same parameters. Fast path only (private `_hstack`); never pickled into a model."""
 
     def _hstack(self, Xs: Any) -> Any:
         from .sparse import hstack_consuming
@@ -112,18 +128,46 @@ def resolve_features(given: Mapping[str, Any]) -> dict[str, Any]:
             raise ParamError(f"features.{key} must be true or false, got {f[key]!r}")
     if f["stop_words"] not in (None, "english"):
         raise ParamError(f'features.stop_words must be "english" or null, got {f["stop_words"]!r}')
+    if not isinstance(f["fast_vectorizer"], bool):
+        raise ParamError(f"features.fast_vectorizer must be true or false, got {f['fast_vectorizer']!r}")
+    if f["fast_vectorizer"]:
+        check_fast_vectorizer()
     return f
+
+
+def check_fast_vectorizer(version: str | None = None) -> None:
+    """Refuse the fast path on a scikit-learn it was not tested with (see FAST_VECTORIZER_SKLEARN)."""
+    if version is None:
+        import sklearn
+
+        version = sklearn.__version__
+    if ".".join(version.split(".")[:2]) not in FAST_VECTORIZER_SKLEARN:
+        raise ParamError(
+            f"features.fast_vectorizer: true needs scikit-learn {' or '.join(FAST_VECTORIZER_SKLEARN)}, "
+            f"this environment has {version}: the fast counting path overrides private scikit-learn "
+            "methods and was not tested with this version. Set features.fast_vectorizer to false "
+            "(stock TfidfVectorizer: the same model, slower to fit on millions of texts), or run "
+            "notebooks/tests/test_ngrams.py on this version and add it to FAST_VECTORIZER_SKLEARN "
+            "in notebooks/sentiment/features.py"
+        )
 
 
 def build_features(features: Mapping[str, Any]) -> Any:
     """A FeatureUnion of word TF-IDF and, optionally, character n-gram TF-IDF (within word
-    boundaries, robust to inflections, typos and mojibake)."""
+    boundaries, robust to inflections, typos and mojibake). With `fast_vectorizer`, fit it, then
+    pass it through `stock_features` before saving."""
     import numpy as np
 
-    # scikit-learn's TfidfVectorizer with exact, much faster counting (sentiment/ngrams.py).
-    from .ngrams import NgramTfidfVectorizer as TfidfVectorizer
-
     f = resolve_features(features)
+    if f["fast_vectorizer"]:
+        # scikit-learn's TfidfVectorizer with exact, much faster counting (sentiment/ngrams.py).
+        from .ngrams import NgramTfidfVectorizer as TfidfVectorizer
+
+        union: type = CsrFeatureUnion
+    else:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        union = FeatureUnion
     common = {
         "lowercase": f["lowercase"],
         "sublinear_tf": f["sublinear_tf"],
@@ -146,4 +190,24 @@ def build_features(features: Mapping[str, Any]) -> Any:
         parts.append(
             ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(f["char_ngram"]), **common))
         )
-    return CsrFeatureUnion(parts)
+    return union(parts)
+
+
+def stock_features(union: Any) -> Any:
+    """The fitted feature step as stock scikit-learn: a fast-path union becomes a `FeatureUnion`
+    of `TfidfVectorizer`s holding the same vocabulary and idf (the same matrices), set through
+    public parameters (`vocabulary`, the `idf_` setter). Anything else is returned as it is."""
+    if type(union) is not CsrFeatureUnion:
+        return union
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def stock(v: Any) -> Any:
+        out = TfidfVectorizer(**{**v.get_params(), "vocabulary": v.vocabulary_})
+        out.fit([""])  # a fixed vocabulary: nothing is learnt but the fitted state
+        if v.use_idf:
+            out.idf_ = v.idf_
+        return out
+
+    params = union.get_params(deep=False)
+    params["transformer_list"] = [(name, stock(v)) for name, v in union.transformer_list]
+    return FeatureUnion(**params)

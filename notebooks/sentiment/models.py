@@ -9,18 +9,31 @@
   LinearSVC's parameters.
 - logistic_regression: `max_iter` defaults to 1000 (scikit-learn's 100 often stops before TF-IDF
   features converge).
+- ensemble: a soft-voting `VotingClassifier` over other model types on the same features (their
+  probabilities averaged, optionally weighted). `members` (default ["logistic_regression",
+  "linear_svc"]), `member_params` ({member type: its model_params}, checked as for that type) and
+  `weights` (null or one non-negative number per member).
 
 `random_state` defaults to the stage's `seed` where the estimator has one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .params import ParamError, check_keys
 
-MODEL_TYPES = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc")
+MODEL_TYPES = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc", "ensemble")
+#: Model types an ensemble can combine (all give probabilities).
+ENSEMBLE_MEMBERS = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc")
+#: The ensemble's model_params and their defaults.
+ENSEMBLE_DEFAULTS: dict[str, Any] = {
+    "members": ["logistic_regression", "linear_svc"],
+    "member_params": {},
+    "weights": None,
+}
 NB_VARIANTS = ("complement", "multinomial")
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
 
@@ -53,12 +66,16 @@ def _extras(model_type: str) -> dict[str, Any]:
 
 
 def valid_param_names(model_type: str, variant: str = "complement") -> list[str]:
+    if model_type == "ensemble":
+        return sorted(ENSEMBLE_DEFAULTS)
     cls = _estimator_class(model_type, variant)
     return sorted(set(cls().get_params(deep=False)) | set(_extras(model_type)))
 
 
 def build_classifier(model_type: str, model_params: Mapping[str, Any], seed: int) -> Any:
     """The classifier for `model_type`, configured from `model_params` (validated names)."""
+    if model_type == "ensemble":
+        return _build_ensemble(model_params, seed)
     params = dict(model_params)
     extras = {k: params.pop(k, v) for k, v in _extras(model_type).items()}
     variant = extras.get("variant", "complement")
@@ -91,6 +108,42 @@ def build_classifier(model_type: str, model_params: Mapping[str, Any], seed: int
     return CalibratedClassifierCV(estimator, method=method, cv=cv)
 
 
+def _build_ensemble(model_params: Mapping[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    check_keys("model_params (ensemble)", model_params, ENSEMBLE_DEFAULTS)
+    p = {**ENSEMBLE_DEFAULTS, **model_params}
+    members, member_params, weights = p["members"], p["member_params"], p["weights"]
+    if (
+        not isinstance(members, list)
+        or not members
+        or len(set(members)) != len(members)
+        or not all(m in ENSEMBLE_MEMBERS for m in members)
+    ):
+        raise ParamError(
+            f"model_params.members must be a non-empty list of distinct model types from "
+            f"{', '.join(ENSEMBLE_MEMBERS)}; got {members!r}"
+        )
+    if not isinstance(member_params, dict):
+        raise ParamError(f"model_params.member_params must be an object, got {member_params!r}")
+    check_keys("model_params.member_params", member_params, members)
+    for member, given in member_params.items():
+        if not isinstance(given, dict):
+            raise ParamError(f"model_params.member_params.{member} must be an object, got {given!r}")
+    if weights is not None and (
+        not isinstance(weights, list)
+        or len(weights) != len(members)
+        or not all(isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights)
+        or sum(weights) <= 0
+    ):
+        raise ParamError(
+            f"model_params.weights must be null or {len(members)} non-negative numbers (one per "
+            f"member) with a positive sum; got {weights!r}"
+        )
+    estimators = [(m, build_classifier(m, member_params.get(m, {}), seed)) for m in members]
+    return VotingClassifier(estimators, voting="soft", weights=weights)
+
+
 def build_pipeline(
     model_type: str, model_params: Mapping[str, Any], features: Mapping[str, Any], seed: int
 ) -> Any:
@@ -106,3 +159,29 @@ def build_pipeline(
             ("classifier", build_classifier(model_type, model_params, seed)),
         ]
     )
+
+
+def finish_fitted(model: Any) -> Any:
+    """A fitted pipeline as it is saved: fast-path features swapped for stock scikit-learn ones
+    (features.stock_features), so the model holds no class that overrides scikit-learn's private
+    methods."""
+    from .features import stock_features
+
+    model.set_params(features=stock_features(model.named_steps["features"]))
+    return model
+
+
+@contextmanager
+def pickled_by_value() -> Iterator[None]:
+    """While saving a model: cloudpickle stores `TextNormalizer` (its class and functions) in the
+    pickle itself instead of a reference to this package, so the model loads where `sentiment` is
+    not importable, or is a different version. Everything else in it is scikit-learn's."""
+    import cloudpickle
+
+    from . import features
+
+    cloudpickle.register_pickle_by_value(features)
+    try:
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(features)

