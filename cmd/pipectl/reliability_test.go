@@ -831,9 +831,11 @@ func TestKill9MidTrainingRegistersOnce(t *testing.T) {
 	for i := 1; i <= n; i++ {
 		started := time.Now()
 		ok := t.Run(fmt.Sprintf("store%02d", i), func(t *testing.T) {
-			for _, c := range killMidTraining(t) {
+			counts := killMidTraining(t)
+			for _, c := range counts {
 				perTraining[c]++
 			}
+			t.Logf("versions per training %v, %s", counts, time.Since(started).Round(time.Second))
 		})
 		durations = append(durations, time.Since(started))
 		if !ok && os.Getenv("PIPECTL_KILL_LOOP_ALL") == "" {
