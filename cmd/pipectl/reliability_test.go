@@ -815,7 +815,7 @@ func killLoopIterations(t *testing.T) int {
 
 // TestKill9MidTrainingRegistersOnce: on a fresh MLflow store each time,
 // pipectl starts three parallel trainings, is frozen with SIGSTOP as soon
-// as their notebooks run, the notebooks finish (creating the experiment,
+// as their notebooks run (released together), the notebooks finish (creating the experiment,
 // racing each other, and registering their versions) and pipectl is killed
 // with SIGKILL: it never learns that the stages succeeded. `--resume` then
 // runs the trainings again, and the registry must hold exactly one version
@@ -854,10 +854,23 @@ func killMidTraining(t *testing.T) []int {
 	p := newLocalProject(t, dupSpec)
 	w := p.start(t, "run", "dup", "-j", "4", "--json")
 	id := p.runOf(t, w)
+	// Freeze each training notebook as soon as it exists, then let the
+	// three go at the same moment: they reach the experiment's creation
+	// together, as on an idle machine (a loaded one staggers their starts).
+	stopped := map[int]bool{}
 	waitForLong(t, "the three training notebooks", func() bool {
-		return len(w.notebooks("train_model.py")) == 3
+		for _, pid := range w.notebooks("train_model.py") {
+			if !stopped[pid] {
+				syscall.Kill(pid, syscall.SIGSTOP)
+				stopped[pid] = true
+			}
+		}
+		return len(stopped) == 3
 	})
 	w.cmd.Process.Signal(syscall.SIGSTOP)
+	for pid := range stopped {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
 	waitForLong(t, "the training notebooks to finish under a stopped pipectl", func() bool {
 		w.collect()
 		return len(w.notebooks("train_model.py")) == 0
