@@ -96,33 +96,3 @@ def test_an_earlier_attempt_in_another_experiment_is_found(ctx):
     again = _train(ctx, "r5", "train_nb")
     assert again.outputs == first.outputs
     assert len(_versions(ctx)) == 1
-
-
-def _start_run_in_experiment(uri: str, name: str, barrier) -> str:
-    import mlflow
-
-    from sentiment import tracking
-    from sentiment.context import Context
-
-    tracking.configure(Context.from_params({"mlflow_tracking_uri": uri, "mlflow_registry_uri": uri}))
-    barrier.wait()
-    tracking.use_experiment(Context.from_params({}), name)
-    with mlflow.start_run() as run:
-        return run.info.experiment_id
-
-
-def test_parallel_stages_creating_the_experiment_all_log_to_it(tmp_path: Path):
-    """Processes creating the same experiment at the same moment on a fresh store: every run lands
-    in it, none in experiment 0 ("Default"), whoever wins the creation."""
-    import multiprocessing
-
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    MlflowClient(tracking_uri=uri).search_experiments()  # create the schema first: only the experiment races
-    mp = multiprocessing.get_context("spawn")
-    with mp.Manager() as manager, mp.Pool(6) as pool:
-        barrier = manager.Barrier(6)
-        ids = pool.starmap(_start_run_in_experiment, [(uri, "race", barrier)] * 6)
-    want = MlflowClient(tracking_uri=uri).get_experiment_by_name("race").experiment_id
-    assert ids == [want] * 6, f"runs landed in experiments {ids}, want all in {want}"
