@@ -245,17 +245,20 @@ def check_same_dataset(
     the train stage); the label set of a version registered before the `labels` tag existed comes
     from the model itself."""
     from .. import tracking as T
+    from .train import TAG_LABELS
 
     tags = T.client().get_model_version(name, champion_version).tags or {}
     champion_data = tags.get("data_name")
-    if "labels" in tags:
-        champion_labels = sorted(json.loads(tags["labels"]))
+    if TAG_LABELS in tags:
+        champion_labels = sorted(json.loads(tags[TAG_LABELS]))
     else:
         champion_labels = sorted(str(c) for c in T.load_model(champion_uri).classes_)
     problems = []
     if champion_data != p.data_name:
         problems.append(
-            f"data_name {champion_data!r}" if champion_data else "no recorded data_name (tag data_name)"
+            f"data_name {champion_data!r}"
+            if champion_data
+            else "an unknown data_name (its version has no data_name tag)"
         )
     if champion_labels != sorted(candidate_labels):
         problems.append(f"labels {champion_labels}")
