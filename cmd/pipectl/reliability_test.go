@@ -911,6 +911,10 @@ func killMidTraining(t *testing.T) []int {
 			t.Errorf("%s (%s, recorded version %q): registered versions %v, want exactly the recorded one",
 				s, rec.Stages[s].Status, out["model_version"], versions[s])
 		}
+		// The second attempt found what the killed one registered.
+		if a := rec.Stages[s].Attempts; len(a) != 2 || !p.logHas(id, s, 2, "reusing dup_clf version "+out["model_version"]) {
+			t.Errorf("%s: %d attempts, the last did not say it reused version %s", s, len(a), out["model_version"])
+		}
 	}
 	if len(st.Versions) != len(trains) {
 		t.Errorf("%d model versions for %d trainings: %+v", len(st.Versions), len(trains), versions)
