@@ -113,7 +113,7 @@ def _check_not_binary(data: bytes, encoding: str, path: Path) -> None:
         nul = data.find(b"\x00")
         if nul >= 0:
             raise DataError(
-                f"{path}: line {_line_of(data, nul)} contains a NUL byte (byte {nul}): this is not a "
+                f"{path}: line {_line_of(data, nul)} contains a NUL byte (at offset {nul}): this is not a "
                 "text CSV file (binary, or UTF-16 without a byte order mark: then set 'encoding')"
             )
 
@@ -128,8 +128,9 @@ def decode(data: bytes, encoding: str, path: Path) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path}: {_where_undecodable(data, encoding, exc)}: cannot decode byte {exc.start} as "
-            f"{encoding} ({exc.reason}); set the 'encoding' parameter (e.g. latin-1, cp1252)"
+            f"{path}: {_where_undecodable(data, encoding, exc)}: cannot decode byte "
+            f"0x{data[exc.start]:02X} at offset {exc.start} as {encoding} ({exc.reason}); set the "
+            "'encoding' parameter (e.g. latin-1, cp1252)"
         ) from None
     return text.removeprefix("\ufeff")  # a UTF-8 BOM would otherwise stick to the first header
 
@@ -346,3 +347,70 @@ def check_labels(df: pd.DataFrame, column: str, path: Path) -> None:
             f"{path}: column {column!r}: {len(rows)} label(s) spell a missing value, in data row(s) "
             f"{shown}{more}; give those rows their label, or leave it empty to drop them"
         )
+
+
+#: What the data stage does with labels that differ only by case (after surrounding spaces, which
+#: are never meaningful, are stripped): refuse the file (`strict`), or merge them (`fold`).
+LABEL_CASE_MODES = ("strict", "fold")
+
+
+def _rows_of(values: pd.Series, value: str, limit: int = 3) -> str:
+    rows = [int(i) + 1 for i in (values == value).to_numpy().nonzero()[0]]
+    shown = ", ".join(str(r) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"data row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def label_case_folds(df: pd.DataFrame, column: str, path: Path, mode: str) -> dict[str, str]:
+    """Labels that differ only by case (`Positive`, `positive `, `POSITIVE`) would become separate
+    classes. `strict` refuses the file, naming every spelling and its data rows; `fold` returns
+    what each other spelling becomes: the most frequent one of its group (on a tie, the first in
+    the file). Surrounding spaces are stripped in any case (cleaning does it)."""
+    labels = df[column].dropna().astype(str)
+    stripped = labels.str.strip()
+    order: dict[str, int] = {}
+    groups: dict[str, list[str]] = {}
+    for spelling in stripped.unique():  # in order of first appearance
+        if spelling and spelling not in order:
+            order[spelling] = len(order)
+            groups.setdefault(spelling.casefold(), []).append(spelling)
+    clashes = [spellings for spellings in groups.values() if len(spellings) > 1]
+    if not clashes:
+        return {}
+    counts = stripped.value_counts()
+    folds: dict[str, str] = {}
+    described = []
+    for spellings in clashes:
+        keep = max(spellings, key=lambda s: (counts[s], -order[s]))
+        folds.update({s: keep for s in spellings if s != keep})
+        raw = [r for r in labels.unique() if r.strip() in spellings]
+        described.append(
+            ", ".join(f"{r!r} ({_rows_of(df[column], r)})" for r in raw) + f": most often {keep!r}"
+        )
+    if mode == "fold":
+        return folds
+    raise DataError(
+        f"{path}: column {column!r}: labels that differ only by case would become separate classes: "
+        + "; ".join(described)
+        + '. Write each label one way in the file, or set label_case: "fold" in the data stage '
+        "to merge each group into its most frequent spelling"
+    )
+
+
+def replacement_char_warning(df: pd.DataFrame, column: str, path: Path) -> tuple[int, str] | None:
+    """(how many texts, a warning) when texts contain U+FFFD, the replacement character: the file
+    was already damaged before it got here (something decoded it with the wrong encoding and
+    replaced what it could not read). Nothing can restore those characters, so the rows are kept
+    and the damage said."""
+    texts = df[column].fillna("").astype(str)
+    damaged = texts.str.contains("\ufffd", regex=False).to_numpy()
+    if not damaged.any():
+        return None
+    rows = [int(i) + 1 for i in damaged.nonzero()[0]]
+    shown = ", ".join(str(r) for r in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    return len(rows), (
+        f"{path}: column {column!r}: {len(rows)} text(s) contain U+FFFD, the Unicode replacement "
+        f"character (data row(s) {shown}), e.g. {_show(texts.iloc[rows[0] - 1])}: the file was "
+        "damaged before pipectl read it (decoded upstream with the wrong encoding); the rows are "
+        "kept, but re-export the file from its original source to recover those characters"
+    )

@@ -108,8 +108,70 @@ def use_experiment(ctx: Context, model_name: str) -> str:
             print(f"note: no experiment_root; logging to the notebook's experiment, not {name!r}")
             return "(notebook experiment)"
         _ensure_workspace_dir(name.rsplit("/", 1)[0])
-    mlflow.set_experiment(name)
+    # By id: when two processes create the same experiment at once, the loser's
+    # mlflow.set_experiment(name) returns the experiment without making it the active one, and
+    # its runs land in experiment 0 ("Default").
+    mlflow.set_experiment(experiment_id=get_or_create_experiment(name))
     return name
+
+
+def get_or_create_experiment(name: str) -> str:
+    """The id of experiment `name`, created if it does not exist. Parallel stages of a fresh store
+    create it at the same moment: the loser's RESOURCE_ALREADY_EXISTS means the winner made it."""
+    from mlflow.exceptions import MlflowException
+
+    c = client()
+    experiment = c.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return c.create_experiment(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    experiment = c.get_experiment_by_name(name)
+    if experiment is None:  # created and deleted in between: let MLflow say so
+        raise MlflowException(f"experiment {name!r} was created by another process and is gone")
+    return experiment.experiment_id
+
+
+def search_runs_everywhere(filter_string: str, experiment: str) -> list[Any]:
+    """Runs matching `filter_string` (any status) in every experiment of the tracking store, newest
+    first: a run may sit in another experiment than `experiment` (older versions of this package
+    put some in "Default"). On Databricks, where a workspace holds far too many experiments to
+    search them all, only `experiment` is searched (its runs never land elsewhere: see
+    `use_experiment`)."""
+    import mlflow
+    from mlflow.entities import ViewType
+
+    c = client()
+    if mlflow.get_tracking_uri().startswith("databricks"):
+        found = c.get_experiment_by_name(experiment)
+        ids = [found.experiment_id] if found is not None else []
+    else:
+        ids = [e.experiment_id for e in _all_pages(c.search_experiments, view_type=ViewType.ALL)]
+    runs: list[Any] = []
+    for i in range(0, len(ids), 100):  # the REST API takes at most 100 experiments per search
+        runs += _all_pages(
+            c.search_runs,
+            ids[i : i + 100],
+            filter_string=filter_string,
+            run_view_type=ViewType.ALL,
+            order_by=["attributes.start_time DESC"],
+        )
+    runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    return runs
+
+
+def _all_pages(search: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    out: list[Any] = []
+    token = None
+    while True:
+        page = search(*args, page_token=token, **kwargs)
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
 
 
 def _ensure_workspace_dir(path: str) -> None:

@@ -39,6 +39,7 @@ def csv_bytes(
 
 
 GOOD = csv_bytes([H, *rows()])
+CASE_VARIANTS = [["up", "Positive"], ["upper", "positive "], ["top", "POSITIVE"]]
 
 # name -> (file content, extra parameters, [regexes the message must match besides the file name])
 BAD: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
@@ -65,14 +66,23 @@ BAD: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
     "non_utf8_bytes": (
         csv_bytes([H, *rows(5)]) + "Sepp\u00e4l\u00e4 rose,positive\n".encode("latin-1") + csv_bytes(rows()),
         {},
-        ["data row 6 \\(line 7\\), column 'Sentence'", "cannot decode", "'encoding'"],
+        [
+            "data row 6 \\(line 7\\), column 'Sentence'",
+            # the byte's value and where it is: 4 bytes into the row "Sepp\xe4l\xe4 rose"
+            f"cannot decode byte 0xE4 at offset {len(csv_bytes([H, *rows(5)])) + 4} as utf-8",
+            "'encoding'",
+        ],
     ),
     "utf16_without_encoding": (
         ("\ufeff" + GOOD.decode()).encode("utf-16-le"),
         {},
         ["UTF-16", "encoding: 'utf-16'"],
     ),
-    "nul_bytes": (csv_bytes([H, *rows(3)]) + b"bin\x00ary,positive\n", {}, [r"line 5 contains a NUL byte"]),
+    "nul_bytes": (
+        csv_bytes([H, *rows(3)]) + b"bin\x00ary,positive\n",
+        {},
+        [rf"line 5 contains a NUL byte \(at offset {len(csv_bytes([H, *rows(3)])) + 3}\)"],
+    ),
     "gzip_file": (b"\x1f\x8b\x08\x00" + bytes(range(256)), {}, ["gzip-compressed"]),
     "field_of_10_mb": (
         csv_bytes([H, *rows(), ["x" * (10 << 20), "positive"]]),
@@ -86,6 +96,17 @@ BAD: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
             "column 'Sentiment'",
             r"3 label\(s\) spell a missing value",
             r"31 \('NaN'\), 32 \('nan'\), 33 \('None'\)",
+        ],
+    ),
+    "labels_differing_by_case": (
+        csv_bytes([H, *rows(), *CASE_VARIANTS, ["x", "Neutral"]]),
+        {},
+        [
+            "column 'Sentiment': labels that differ only by case would become separate classes",
+            r"'positive' \(data rows 1, 4, 7 and 7 more\), 'Positive' \(data row 31\), 'positive ' "
+            r"\(data row 32\), 'POSITIVE' \(data row 33\): most often 'positive'",
+            r"'neutral' \(data rows 3, 6, 9 and 7 more\), 'Neutral' \(data row 34\)",
+            'set label_case: "fold"',
         ],
     ),
     "duplicate_header": (
@@ -285,3 +306,48 @@ def test_the_fast_path_leaves_renamed_duplicates_to_the_general_path():
     assert csvio._read_utf8_fast(content, "utf-8", Path("d.csv")) is None
     with pytest.raises(DataError, match="appears twice"):
         read_csv(content, "utf-8", Path("d.csv"))
+
+
+def test_labels_differing_by_case_are_folded_when_asked(stage, capsys):
+    import json
+
+    records = [H, *rows(), *CASE_VARIANTS]
+    _, _, run = stage("case_fold", csv_bytes(records), label_case="fold")
+    result = run()
+    got = _split_frames(result)
+    assert sorted(got["label"].unique()) == ["negative", "neutral", "positive"]
+    assert got.set_index("text").loc[["up", "upper", "top"], "label"].tolist() == ["positive"] * 3
+    manifest = json.loads((Path(result.outputs["data_path"]) / "manifest.json").read_text())
+    assert manifest["labels"] == ["negative", "neutral", "positive"]
+    assert manifest["label_case_folds"] == {"POSITIVE": "positive", "Positive": "positive"}
+    assert manifest["params"]["label_case"] == "fold"
+    assert "label_case fold: 'POSITIVE' -> 'positive', 'Positive' -> 'positive'" in capsys.readouterr().out
+
+
+def test_strict_label_case_keeps_the_identity_of_earlier_versions(stage):
+    """Versions written before label_case existed have no such parameter in their manifest; the
+    default must not make them "different content"."""
+    import json
+
+    _, _, run = stage("plain", GOOD)
+    manifest = json.loads((Path(run().outputs["data_path"]) / "manifest.json").read_text())
+    assert "label_case" not in manifest["params"]
+
+
+def test_texts_with_replacement_characters_are_kept_with_a_warning(stage, capsys):
+    import json
+
+    records = [H, *rows(), ["Sepp\ufffdl\ufffd rose", "positive"], ["caf\ufffd up", "neutral"]]
+    src, _, run = stage("damaged", csv_bytes(records))
+    result = run()
+    out = capsys.readouterr().out
+    assert (
+        f"warning: {src}: column 'Sentence': 2 text(s) contain U+FFFD, the Unicode replacement character "
+        "(data row(s) 31, 32), e.g. 'Sepp\ufffdl\ufffd rose': the file was damaged before pipectl read it"
+    ) in out
+    assert result.metrics["texts_with_replacement_char"] == 2
+    assert result.metrics["rows_clean"] == 32  # kept
+    manifest = json.loads((Path(result.outputs["data_path"]) / "manifest.json").read_text())
+    assert len(manifest["warnings"]) == 1 and "U+FFFD" in manifest["warnings"][0]
+    _, _, clean = stage("clean", GOOD, data_version="v2")
+    assert "texts_with_replacement_char" not in clean().metrics

@@ -163,7 +163,8 @@ def test_encoding_errors_name_the_line(tmp_path, write_csv):
     )
     with pytest.raises(
         DataError,
-        match=r"data row 2 \(line 3\), column 'Sentence': cannot decode byte 34 as utf-8.*'encoding'",
+        match=r"data row 2 \(line 3\), column 'Sentence': cannot decode byte 0xE4 at offset 34 as utf-8"
+        r".*'encoding'",
     ):
         run(tmp_path, source=str(src))
 

@@ -81,3 +81,18 @@ def test_other_stages_runs_and_inputs_register_their_own_versions(ctx):
     versions = {r.outputs["model_version"] for r in (base, other_stage, other_run, other_inputs, interactive)}
     assert len(versions) == 5
     assert len(_versions(ctx)) == 5
+
+
+def test_an_earlier_attempt_in_another_experiment_is_found(ctx):
+    """The earlier attempt's run is not in the experiment this attempt uses (older releases put the
+    runs of a lost creation race into "Default"): its version is still found and reused."""
+    from mlflow import MlflowClient
+
+    first = _train(ctx, "r5", "train_nb")
+    client = MlflowClient(tracking_uri=ctx["mlflow_tracking_uri"])
+    moved = client.get_experiment_by_name("reuse_test")
+    client.rename_experiment(moved.experiment_id, "elsewhere")
+
+    again = _train(ctx, "r5", "train_nb")
+    assert again.outputs == first.outputs
+    assert len(_versions(ctx)) == 1

@@ -9,7 +9,7 @@ from typing import Any
 from .. import params as P
 from ..cleaning import CONFLICT_POLICIES
 from ..context import CONTEXT_WIDGETS, Context
-from ..csvio import DELIMITERS
+from ..csvio import DELIMITERS, LABEL_CASE_MODES
 from ..result import StageResult
 
 WIDGETS: dict[str, str] = {
@@ -25,6 +25,7 @@ WIDGETS: dict[str, str] = {
     "holdout_size": "0.1",
     "stratify": "",  # empty: ["<label_column>"]; null: no stratification
     "conflicts": "prefer_non_neutral",
+    "label_case": "strict",
     "seed": "42",
     "overwrite": "false",
     **CONTEXT_WIDGETS,
@@ -45,6 +46,7 @@ class DataParams:
     holdout_size: float
     stratify: list[str] | None
     conflicts: str
+    label_case: str
     seed: int
     overwrite: bool
 
@@ -87,6 +89,7 @@ class DataParams:
             holdout_size=holdout_size,
             stratify=stratify,
             conflicts=P.choice(raw, "conflicts", CONFLICT_POLICIES, "prefer_non_neutral"),
+            label_case=P.choice(raw, "label_case", LABEL_CASE_MODES, "strict"),
             seed=P.integer(raw, "seed", 42, low=0),
             overwrite=P.boolean(raw, "overwrite", False),
         )
@@ -97,6 +100,9 @@ class DataParams:
         out.pop("overwrite")
         if self.delimiter == ",":
             out.pop("delimiter")  # the default: versions written before the parameter existed stay the same
+        if self.label_case == "strict":
+            # What every version was before the parameter existed: their identity stays the same.
+            out.pop("label_case")
         if not self.holdout:
             out["holdout_size"] = None
         return out
@@ -139,7 +145,15 @@ def create(p: DataParams, ctx: Context) -> StageResult:
     import pandas as pd
 
     from ..cleaning import clean
-    from ..csvio import DataError, check_labels, read_bytes, read_csv, require_columns
+    from ..csvio import (
+        DataError,
+        check_labels,
+        label_case_folds,
+        read_bytes,
+        read_csv,
+        replacement_char_warning,
+        require_columns,
+    )
     from ..dataset import (
         FORMAT_VERSION,
         code_version,
@@ -164,6 +178,18 @@ def create(p: DataParams, ctx: Context) -> StageResult:
             f"{src}: the file has a header ({', '.join(repr(str(c)) for c in df.columns)}) but no data rows"
         )
     check_labels(df, p.label_column, src)
+    folds = label_case_folds(df, p.label_column, src, p.label_case)
+    if folds:
+        df[p.label_column] = df[p.label_column].str.strip().replace(folds)
+        print(
+            "label_case fold: "
+            + ", ".join(f"{old!r} -> {new!r}" for old, new in sorted(folds.items()))
+            + f" in column {p.label_column!r}"
+        )
+    damaged = replacement_char_warning(df, p.text_column, src)
+    warnings = [damaged[1]] if damaged else []
+    for w in warnings:
+        print(f"warning: {w}")
     print(f"read {len(df)} rows from {src}")
 
     frame = pd.DataFrame(
@@ -240,6 +266,8 @@ def create(p: DataParams, ctx: Context) -> StageResult:
         "params": p.manifest_params(),
         "cleaning": report.as_dict(),
         "labels": classes,
+        **({"label_case_folds": folds} if folds else {}),
+        **({"warnings": warnings} if warnings else {}),
         "splits": {
             name: {
                 "file": f"{name}.parquet",
@@ -290,5 +318,7 @@ def create(p: DataParams, ctx: Context) -> StageResult:
             "duplicates_removed": cleaning["duplicates_removed"],
             "conflicts_resolved": cleaning["conflict_groups"],
             **rows,
+            # Only when there is something to say: the usual metrics stay the same.
+            **({"texts_with_replacement_char": damaged[0]} if damaged else {}),
         },
     )

@@ -10,6 +10,8 @@ Decision rules:
   (`kept`). A candidate that already is the champion is `kept`.
 - A tie (candidates with the same best score, or a candidate scoring exactly the champion's) is
   explained in the output `tie`, present only then: which rule decided (`tie_note`).
+- A champion belongs to one dataset: one trained on another `data_name` or another label set is
+  not compared with (an error that says what to do) unless `allow_champion_from_other_data`.
 """
 
 from __future__ import annotations
@@ -28,11 +30,18 @@ WIDGETS: dict[str, str] = {
     "data_version": "v1",
     "split": "test",
     "metric": "f1_macro",
-    "min_delta": "0.0",
+    "min_delta": "0.005",
+    "allow_champion_from_other_data": "false",
     "alias": "champion",
     "challenger_alias": "challenger",
     **CONTEXT_WIDGETS,
 }
+
+
+#: The default `min_delta`: a noise floor. Retraining one configuration with another seed, or
+#: scoring it on a resampled test split of a few thousand rows, moves macro-F1 by about 0.002
+#: either way; a champion should not flip on that (docs/STAGES.md, "evaluate").
+DEFAULT_MIN_DELTA = 0.005
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class EvaluateParams:
     split: str
     metric: str
     min_delta: float
+    allow_champion_from_other_data: bool
     alias: str
     challenger_alias: str
 
@@ -75,7 +85,8 @@ class EvaluateParams:
             data_version=P.segment(raw, "data_version"),
             split=P.segment(raw, "split"),
             metric=P.choice(raw, "metric", RANKING_METRICS, "f1_macro"),
-            min_delta=P.number(raw, "min_delta", 0.0, low=0, low_inclusive=True),
+            min_delta=P.number(raw, "min_delta", DEFAULT_MIN_DELTA, low=0, low_inclusive=True),
+            allow_champion_from_other_data=P.boolean(raw, "allow_champion_from_other_data", False),
             alias=alias,
             challenger_alias=challenger,
         )
@@ -106,9 +117,12 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
 
     T.configure(ctx)
 
+    classes_of: dict[str, list[str]] = {}
+
     def score(uri: str) -> dict[str, float]:
         model = T.load_model(uri)
         y_pred, proba, classes = M.predict(model, texts)
+        classes_of[uri] = sorted(classes)
         return M.compute(labels, y_pred, proba, classes)["scalars"]
 
     refs = [T.resolve_version(T.parse_model_uri(uri, "candidates")) for uri in p.candidates]
@@ -137,7 +151,10 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
         same = [
             s for r, s in zip(refs, scores, strict=True) if r.name == name and r.version == champion_version
         ]
-        champion_scores = same[0] if same else score(f"models:/{name}/{champion_version}")
+        champion_uri = f"models:/{name}/{champion_version}"
+        if not p.allow_champion_from_other_data:
+            check_same_dataset(p, name, champion_version, champion_uri, classes_of[best.uri])
+        champion_scores = same[0] if same else score(champion_uri)
         champion_score = champion_scores[p.metric]
         delta = candidate_score - champion_score
         promote = delta > 0 and delta >= p.min_delta
@@ -177,6 +194,7 @@ def evaluate(p: EvaluateParams, ctx: Context) -> StageResult:
                 "split": p.split,
                 "metric": p.metric,
                 "min_delta": p.min_delta,
+                "allow_champion_from_other_data": p.allow_champion_from_other_data,
                 "alias": p.alias,
                 "challenger_alias": p.challenger_alias,
                 "model_name": name,
@@ -255,3 +273,48 @@ def tie_note(
             f"candidate must score higher, by at least min_delta {min_delta:g})"
         )
     return "; ".join(notes)
+
+
+class OtherDatasetError(P.ParamError):
+    """The champion was trained on another dataset than the one evaluated."""
+
+
+def check_same_dataset(
+    p: EvaluateParams, name: str, champion_version: str, champion_uri: str, candidate_labels: list[str]
+) -> None:
+    """Refuse to compare with a champion trained on another `data_name` or label set: its score on
+    this split means nothing (a 2-class model scores near 0 on 3 classes), and promoting over it
+    would hand one dataset's champion alias to another's model.
+
+    What the champion was trained on comes from its version's tags (`data_name`, `labels`, set by
+    the train stage); the label set of a version registered before the `labels` tag existed comes
+    from the model itself."""
+    from .. import tracking as T
+    from .train import TAG_LABELS
+
+    tags = T.client().get_model_version(name, champion_version).tags or {}
+    champion_data = tags.get("data_name")
+    if TAG_LABELS in tags:
+        champion_labels = sorted(json.loads(tags[TAG_LABELS]))
+    else:
+        champion_labels = sorted(str(c) for c in T.load_model(champion_uri).classes_)
+    problems = []
+    if champion_data != p.data_name:
+        problems.append(
+            f"data_name {champion_data!r}"
+            if champion_data
+            else "an unknown data_name (its version has no data_name tag)"
+        )
+    if champion_labels != sorted(candidate_labels):
+        problems.append(f"labels {champion_labels}")
+    if not problems:
+        return
+    short = T.short_name(name)
+    raise OtherDatasetError(
+        f"the champion of {name} (version {champion_version}, alias {p.alias!r}) was trained on "
+        f"{' and '.join(problems)}; this evaluation is on data_name {p.data_name!r} with labels "
+        f"{sorted(candidate_labels)}. A champion belongs to one dataset. Give this dataset a model "
+        f'name of its own (e.g. model_name: "{p.data_name}_{short}" in its train stages), or, '
+        "to compare with that champion anyway, set allow_champion_from_other_data: true in this "
+        "evaluate stage"
+    )

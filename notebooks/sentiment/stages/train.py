@@ -110,10 +110,12 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
     registered = T.registered_name(ctx, p.model_name)
     experiment = T.use_experiment(ctx, p.model_name)
     inputs = inputs_sha256(p, version.sha256, registered)
+    labels = sorted(set(train_df["label"].tolist()))
     earlier = reuse_earlier_attempt(ctx, experiment, registered, inputs, p.model_type)
     if earlier is not None:
-        # The earlier attempt may have stopped before it tagged the version.
-        _tag_version(registered, earlier.outputs["model_version"], p, version.sha256, earlier.metrics)
+        # A version registered by an older release of this stage has no tags yet.
+        tags = version_tags(p, version.sha256, earlier.metrics, labels)
+        _tag_version(registered, earlier.outputs["model_version"], tags)
         return earlier
     tags = {**ctx.tags(), "data_name": p.data_name, "data_version": p.data_version, TAG_INPUTS: inputs}
 
@@ -164,13 +166,15 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
                 signature=signature,
                 input_example=pd.DataFrame({"text": examples[:2]}),
                 registered_model_name=registered,
+                # Set with the version, in the same transaction: the version says which attempt
+                # made it however early that attempt is killed (see reuse_earlier_attempt).
+                tags={**ctx.tags(), TAG_INPUTS: inputs, **version_tags(p, version.sha256, scalars, labels)},
                 # cloudpickle, as on Databricks: skops stores every TF-IDF vocabulary entry as a
                 # JSON node (30x larger files, seconds to save and load per model).
                 serialization_format="cloudpickle",
                 pip_requirements=_pip_requirements(),
             )
         model_version = str(info.registered_model_version)
-        _tag_version(registered, model_version, p, version.sha256, scalars)
 
     print(
         f"registered {registered} version {model_version}: "
@@ -188,16 +192,29 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
     )
 
 
-def _tag_version(registered: str, model_version: str, p: TrainParams, manifest: str, scalars: Any) -> None:
-    client = T.client()
-    for key, value in {
+#: Model version tag: the sorted JSON list of the classes the model was trained on (evaluate
+#: compares a candidate only with a champion of the same data_name and labels).
+TAG_LABELS = "labels"
+
+
+def version_tags(p: TrainParams, manifest: str, scalars: Any, labels: list[str]) -> dict[str, str]:
+    """What a registered version says about its training (docs/STAGES.md, "train")."""
+    return {
         "model_type": p.model_type,
         "data_name": p.data_name,
         "data_version": p.data_version,
         "data_manifest_sha256": manifest,
+        TAG_LABELS: json.dumps(sorted(labels), ensure_ascii=False),
         "test_f1_macro": f"{scalars['f1_macro']:.4f}",
-    }.items():
-        client.set_model_version_tag(registered, model_version, key, value)
+    }
+
+
+def _tag_version(registered: str, model_version: str, tags: Mapping[str, str]) -> None:
+    client = T.client()
+    current = client.get_model_version(registered, model_version).tags or {}
+    for key, value in tags.items():
+        if current.get(key) != value:
+            client.set_model_version_tag(registered, model_version, key, value)
 
 
 #: MLflow run tag: the hash of what the run trained (see `inputs_sha256`).
@@ -232,48 +249,42 @@ def reuse_earlier_attempt(
     pipectl runs one attempt of a stage at a time, and re-runs a stage whose outcome it did not
     record: after `kill -9` of pipectl (`--resume`), a crashed executor, a retry. The notebook of
     the earlier attempt may have registered its version just before it was stopped; training again
-    would register a second version for the same run and stage. The earlier attempt's MLflow run
-    (found by its pipectl tags, whatever its status) and its READY version are reused instead, and
-    that attempt's runs still RUNNING (dead: no attempt runs beside this one) are ended KILLED.
+    would register a second version for the same run and stage. So the earlier attempt's version is
+    reused: found by the pipectl tags it was created with, or (versions registered before those
+    tags existed, registries that return no version tags) by the earlier attempt's MLflow run,
+    searched by its pipectl tags in every experiment. That attempt's runs still RUNNING (dead: no
+    attempt runs beside this one) are ended KILLED.
     """
     if not ctx.run_id or not ctx.stage or "'" in ctx.run_id + ctx.stage or experiment.startswith("("):
         return None  # interactive use: every run trains
-    import mlflow
-
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
     client = T.client()
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`pipectl.run_id` = '{ctx.run_id}' and tags.`pipectl.stage` = '{ctx.stage}'",
-        order_by=["attributes.start_time DESC"],
+    runs = T.search_runs_everywhere(
+        f"tags.`pipectl.run_id` = '{ctx.run_id}' and tags.`pipectl.stage` = '{ctx.stage}'", experiment
     )
     for run in runs:
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, "KILLED")
             print(f"ended MLflow run {run.info.run_id} of an earlier attempt of this stage as KILLED")
-    for run in runs:
-        if run.data.tags.get(TAG_INPUTS) != inputs:
-            continue
+    same_inputs = {r.info.run_id: r for r in runs if r.data.tags.get(TAG_INPUTS) == inputs}
+    mine = {"pipectl.run_id": ctx.run_id, "pipectl.stage": ctx.stage, TAG_INPUTS: inputs}
+    versions = [
+        v
+        for v in client.search_model_versions(f"name='{registered}'")
+        if v.status == "READY"
+        and (v.run_id in same_inputs or all((v.tags or {}).get(k) == want for k, want in mine.items()))
+    ]
+    for v in sorted(versions, key=lambda v: int(v.version)):
+        run = same_inputs.get(v.run_id) or client.get_run(v.run_id)
         metrics = run.data.metrics
         if not all(k in metrics for k in SUMMARY_METRICS):
             continue
-        versions = [
-            v
-            for v in client.search_model_versions(f"run_id='{run.info.run_id}'")
-            if v.name == registered and v.status == "READY"
-        ]
-        if not versions:
-            continue
-        v = min(versions, key=lambda v: int(v.version))
         print(
-            f"reusing {registered} version {v.version}: MLflow run {run.info.run_id} of an earlier attempt "
+            f"reusing {registered} version {v.version}: MLflow run {v.run_id} of an earlier attempt "
             f"of stage {ctx.stage} in pipectl run {ctx.run_id} registered it with the same inputs"
         )
         return StageResult(
             outputs={
-                "run_id": run.info.run_id,
+                "run_id": v.run_id,
                 "model_name": registered,
                 "model_version": str(v.version),
                 "model_uri": f"models:/{registered}/{v.version}",
