@@ -215,7 +215,7 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 		is.path = p
 		field := joinPath(p)
 		valid := l.validFields(raw, p)
-		summary, fix := explain(is, field, valid, l.modelTypeAt(raw, p))
+		summary, fix := explain(is, field, valid, l.modelTypeAt(raw, p), l.schema.fixes)
 		d := diag.Diagnostic{Severity: diag.Error, Pos: toPos(is.pos), Path: field, Summary: summary, Fix: fix}
 		if !is.pos.IsValid() && len(p) == 0 {
 			// A load or syntax error: CUE puts the position in the message.
@@ -326,7 +326,7 @@ func (l *loader) reportUnknownFields(raw cue.Value, p []string) {
 		field := joinPath(child)
 		if valid != nil && !slices.Contains(valid, name) {
 			if !l.hasError(field) {
-				summary, fix := explain(cueIssue{path: child, kind: kindNotAllowed}, field, valid, modelType)
+				summary, fix := explain(cueIssue{path: child, kind: kindNotAllowed}, field, valid, modelType, l.schema.fixes)
 				pos := it.Value().Pos()
 				if !isUserPos(pos) {
 					pos = rawPos(raw, nil)
@@ -381,6 +381,8 @@ func (l *loader) reportMissing(unified, raw cue.Value) {
 		d := diag.Errorf(toPos(rawPos(raw, p)), field, "missing required field %q", name)
 		if fix, ok := missingFix[name]; ok {
 			d.Fix = fix
+		} else if fix, ok := l.schema.missingFixes[name]; ok {
+			d.Fix = fix
 		} else if choices := stringChoices(unified.LookupPath(cue.MakePath(selectors(p)...))); len(choices) > 0 {
 			d.Fix = fmt.Sprintf("choose %s", strings.Join(choices, ", "))
 		} else {
@@ -391,6 +393,8 @@ func (l *loader) reportMissing(unified, raw cue.Value) {
 	}
 }
 
+// missingFix holds the fixes for missing fields of pipectl's own config;
+// stage parameters declare theirs in the schemas, @pipectl(missing="...").
 var missingFix = map[string]string{
 	"description":     `add description: "what this pipeline does"`,
 	"executor":        `add executor: "local" (or "databricks", or a plugin's name)`,
@@ -400,8 +404,6 @@ var missingFix = map[string]string{
 	"catalog":         "name the Unity Catalog catalog that holds the registered models",
 	"schema":          "name the Unity Catalog schema that holds the registered models",
 	"volume":          "name the UC Volume (under catalog.schema) that holds data versions",
-	"model_name":      "name the registered model, e.g. text_classifier",
-	"candidates":      "list the train stages to compare",
 }
 
 // stringChoices returns the strings a field of the schema may take when its

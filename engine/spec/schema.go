@@ -31,6 +31,10 @@ type Schema struct {
 	// a spec resolves the same parameters again for every target and every
 	// pipeline that shares a stage (52 calls, 18 distinct, for specs/).
 	resolved map[string]resolvedParams
+	// fixes and missingFixes map a stage parameter's name to the fix its
+	// schema field declares, @pipectl(fix="...") for an invalid value and
+	// @pipectl(missing="...") for a missing one.
+	fixes, missingFixes map[string]string
 }
 
 // resolvedParams is a result of resolveParamsLocked: the parameters as
@@ -90,7 +94,49 @@ func compileSchema(ctx *cue.Context, fsys fs.FS) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("embedded schema: %w", err)
 	}
-	return &Schema{ctx: ctx, value: v}, nil
+	s := &Schema{ctx: ctx, value: v}
+	if err := s.readFieldFixes(); err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	return s, nil
+}
+
+// readFieldFixes collects the fixes the stage types' parameters declare
+// in @pipectl(fix="...") and @pipectl(missing="..."). Diagnostics look
+// fixes up by field name, so one name has one text across stage types.
+func (s *Schema) readFieldFixes() error {
+	s.fixes, s.missingFixes = map[string]string{}, map[string]string{}
+	for _, st := range s.StageTypes() {
+		def, ok := s.paramsDef(st)
+		if !ok {
+			continue
+		}
+		it, err := s.def(def).Fields(cue.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			a := it.Value().Attribute("pipectl")
+			if a.Err() != nil {
+				continue
+			}
+			name := it.Selector().Unquoted()
+			for key, table := range map[string]map[string]string{"fix": s.fixes, "missing": s.missingFixes} {
+				text, found, err := a.Lookup(0, key)
+				if err != nil {
+					return fmt.Errorf("%s.%s: @pipectl(%s): %w", def, name, key, err)
+				}
+				if !found {
+					continue
+				}
+				if prev, ok := table[name]; ok && prev != text {
+					return fmt.Errorf("%s.%s: @pipectl(%s) differs from another stage type's %s", def, name, key, name)
+				}
+				table[name] = text
+			}
+		}
+	}
+	return nil
 }
 
 // def returns a schema definition by path, e.g. "#DataParams".
@@ -273,7 +319,7 @@ func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[st
 		case len(ce.path) == 2 && ce.path[0] == "features":
 			valid = fieldNames(s.def("#Features"))
 		}
-		summary, fix := explain(ce, field, valid, modelType)
+		summary, fix := explain(ce, field, valid, modelType, s.fixes)
 		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
 	}
 	// CUE reports "field not allowed" only when nothing else is wrong:
@@ -404,7 +450,7 @@ func appendUnknownKeys(issues []ParamIssue, prefix string, given map[string]any,
 		if prefix != "" {
 			path = []string{strings.TrimSuffix(prefix, "."), k}
 		}
-		summary, fix := explain(cueIssue{path: path, kind: kindNotAllowed}, field, valid, modelType)
+		summary, fix := explain(cueIssue{path: path, kind: kindNotAllowed}, field, valid, modelType, nil) // unknown keys use no field fixes
 		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
 	}
 	return issues
