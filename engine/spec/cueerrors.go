@@ -231,9 +231,10 @@ func toPos(p token.Pos) diag.Pos {
 
 // explain writes a summary and, where obvious, a fix for an issue. field is
 // the path shown to the user; validFields lists what the enclosing struct
-// accepts (for unknown fields); schemaFixes holds the fixes the schemas
-// declare on their fields (Schema.fixes).
-func explain(is cueIssue, field string, validFields []string, modelType string, schemaFixes map[string]string) (summary, fix string) {
+// accepts (for unknown fields); keyed words them in a keyed parameter;
+// schemaFixes holds the fixes the schemas declare on their fields
+// (Schema.fixes).
+func explain(is cueIssue, field string, validFields []string, keyed keyedBy, schemaFixes map[string]string) (summary, fix string) {
 	name := lastElem(is.path)
 	switch is.kind {
 	case kindNotAllowed:
@@ -243,8 +244,8 @@ func explain(is cueIssue, field string, validFields []string, modelType string, 
 		}
 		valid := without(validFields, name)
 		switch {
-		case parent == "model_params" && modelType != "":
-			summary = fmt.Sprintf("unknown model parameter %q for %s", name, modelType)
+		case keyed.value != "":
+			summary = fmt.Sprintf("unknown %s %q for %s", keyed.noun, name, keyed.value)
 			fix = "valid parameters: " + strings.Join(valid, ", ")
 		case parent == "databricks" && secret.Name(name):
 			summary = fmt.Sprintf("%q is not allowed in a spec: credentials never go in specs", name)

@@ -6,6 +6,7 @@ import (
 	"testing/fstest"
 
 	"cuelang.org/go/cue/cuecontext"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestFieldFixesFromSchema checks that the fixes of stage parameters come
@@ -96,5 +97,45 @@ pipelines: demo: {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyedParamFromSchema checks that a parameter whose names depend on a
+// sibling is declared by the schema alone, whatever the domain.
+func TestKeyedParamFromSchema(t *testing.T) {
+	fsys := fstest.MapFS{"s.cue": {Data: []byte(`package pipectl
+#Shades: {red: {dark?: bool, light?: bool}, blue: {navy?: bool}}
+#StageTypes: paint: params: {
+	color:  "red" | "blue"
+	shade?: _ @pipectl(keys="#Shades", by="color", noun="shade")
+	opts: {brush?: bool}
+}
+`)}}
+	s, err := compileSchema(cuecontext.New(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"blue": {"navy"}, "red": {"dark", "light"}}
+	if diff := cmp.Diff(want, s.KeyedParamNames("paint", "shade")); diff != "" {
+		t.Errorf("keyed names (-want +got)\n%s", diff)
+	}
+	issues := s.issuesOf(s.def("#StageTypes.paint.params"), s.def("#StageTypes.paint.params"), "#StageTypes.paint.params",
+		map[string]any{"color": "red", "shade": map[string]any{"navy": true}, "opts": map[string]any{"roller": true}})
+	got := []string{}
+	for _, is := range issues {
+		got = append(got, is.Field+": "+is.Summary+" / "+is.Fix)
+	}
+	want2 := []string{
+		`shade.navy: unknown shade "navy" for red / valid parameters: dark, light`,
+		`opts.roller: unknown field "roller" / valid fields here: brush`,
+	}
+	if diff := cmp.Diff(want2, got); diff != "" {
+		t.Errorf("issues (-want +got)\n%s", diff)
+	}
+	bad := fstest.MapFS{"s.cue": {Data: []byte(`package pipectl
+#StageTypes: paint: params: shade?: _ @pipectl(keys="#Shades")
+`)}}
+	if _, err := compileSchema(cuecontext.New(), bad); err == nil {
+		t.Error("want an error for keys= without by= and noun=")
 	}
 }
