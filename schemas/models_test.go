@@ -21,10 +21,7 @@ func TestModelParamsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := map[string][]string{}
-	for _, mt := range s.ModelTypes() {
-		table[mt] = s.ModelParamNames(mt)
-	}
+	table := s.KeyedParamNames("train", "model_params")
 	want, err := json.MarshalIndent(table, "", "  ")
 	if err != nil {
 		t.Fatal(err)

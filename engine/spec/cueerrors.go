@@ -231,8 +231,10 @@ func toPos(p token.Pos) diag.Pos {
 
 // explain writes a summary and, where obvious, a fix for an issue. field is
 // the path shown to the user; validFields lists what the enclosing struct
-// accepts (for unknown fields).
-func explain(is cueIssue, field string, validFields []string, modelType string) (summary, fix string) {
+// accepts (for unknown fields); keyed words them in a keyed parameter;
+// schemaFixes holds the fixes the schemas declare on their fields
+// (Schema.fixes).
+func explain(is cueIssue, field string, validFields []string, keyed keyedBy, schemaFixes map[string]string) (summary, fix string) {
 	name := lastElem(is.path)
 	switch is.kind {
 	case kindNotAllowed:
@@ -242,8 +244,8 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		}
 		valid := without(validFields, name)
 		switch {
-		case parent == "model_params" && modelType != "":
-			summary = fmt.Sprintf("unknown model parameter %q for %s", name, modelType)
+		case keyed.value != "":
+			summary = fmt.Sprintf("unknown %s %q for %s", keyed.noun, name, keyed.value)
 			fix = "valid parameters: " + strings.Join(valid, ", ")
 		case parent == "databricks" && secret.Name(name):
 			summary = fmt.Sprintf("%q is not allowed in a spec: credentials never go in specs", name)
@@ -256,7 +258,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		}
 	case kindBound:
 		summary = name + ": " + strings.Replace(is.msg, `(out of bound =~"[1-9]")`, "(must be above zero)", 1)
-		fix = boundFix[name]
+		fix = fieldFix(name, schemaFixes)
 		if len(is.path) > 1 && is.path[len(is.path)-2] == "pass_env" {
 			summary = fmt.Sprintf("pass_env[%s]: %s", name, is.msg)
 			fix = "pass_env lists environment variable names: letters, digits and _, not starting with a digit"
@@ -265,7 +267,7 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		if want, gotType, ok := typeMismatch(is); ok {
 			summary = fmt.Sprintf("%s: invalid value %s (want %s, got %s)", name, is.got, want, gotType)
 			if want == "a whole number" {
-				fix = boundFix[name]
+				fix = fieldFix(name, schemaFixes)
 			}
 			break
 		}
@@ -275,8 +277,8 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 		} else {
 			summary = name + ": " + is.msg
 		}
-		if f, ok := boundFix[name]; ok && fix == "" {
-			fix = f
+		if fix == "" {
+			fix = fieldFix(name, schemaFixes)
 		}
 	default:
 		summary = is.msg
@@ -288,16 +290,22 @@ func explain(is cueIssue, field string, validFields []string, modelType string) 
 	return summary, fix
 }
 
+// boundFix holds the fixes for invalid values of pipectl's own fields;
+// stage parameters declare theirs in the schemas, @pipectl(fix="...").
 var boundFix = map[string]string{
-	"test_size":     "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.2)",
-	"holdout_size":  "sizes are fractions of the whole dataset, between 0 and 1 exclusive (e.g. 0.1)",
 	"retries":       "retries is a whole number from 0 to 10",
 	"timeout":       "write a duration above zero such as 90s, 15m or 2h",
 	"retry_backoff": "write a duration such as 10s or 1m",
 	"host":          "use the workspace URL, e.g. https://adb-1234567890123456.7.azuredatabricks.net",
-	"batch_size":    "use a positive number of rows, e.g. 10000",
-	"min_delta":     "min_delta is a non-negative difference in the metric, e.g. 0.01",
-	"candidates":    `list the train stages to compare, e.g. candidates: ["train_lr", "train_nb"]`,
+}
+
+// fieldFix returns the fix for an invalid value of the field name: pipectl's
+// own, else the one the schemas declare, else "".
+func fieldFix(name string, schemaFixes map[string]string) string {
+	if f, ok := boundFix[name]; ok {
+		return f
+	}
+	return schemaFixes[name]
 }
 
 func without(list []string, s string) []string {

@@ -215,7 +215,7 @@ func (l *loader) addCUEError(err error, strip []string, raw cue.Value) {
 		is.path = p
 		field := joinPath(p)
 		valid := l.validFields(raw, p)
-		summary, fix := explain(is, field, valid, l.modelTypeAt(raw, p))
+		summary, fix := explain(is, field, valid, l.keyedAt(raw, p), l.schema.fixes)
 		d := diag.Diagnostic{Severity: diag.Error, Pos: toPos(is.pos), Path: field, Summary: summary, Fix: fix}
 		if !is.pos.IsValid() && len(p) == 0 {
 			// A load or syntax error: CUE puts the position in the message.
@@ -269,14 +269,31 @@ func (l *loader) validFields(raw cue.Value, p []string) []string {
 		return nil
 	}
 	parent := p[:len(p)-1]
-	if len(parent) >= 2 && parent[len(parent)-1] == "model_params" {
-		return l.schema.ModelParamNames(l.modelTypeAt(raw, p))
+	if kp, ok := l.keyedParamAt(raw, parent); ok {
+		return l.schema.keyNames(kp, stringAt(raw, append(slices.Clone(parent[:len(parent)-1]), kp.by)))
+	}
+	if def := l.paramStructDef(raw, parent); def != "" {
+		return fieldNames(l.schema.def(def))
 	}
 	def := schemaDefFor(parent)
 	if def == "" {
 		return nil
 	}
 	return fieldNames(l.schema.def(def))
+}
+
+// paramStructDef returns the schema path of the parameter at p
+// (pipelines.P.stages.S.params.F) when the stage's type has it, e.g. a
+// train stage's features, or "".
+func (l *loader) paramStructDef(raw cue.Value, p []string) string {
+	if len(p) != 6 || p[2] != "stages" || p[4] != "params" {
+		return ""
+	}
+	def, ok := l.schema.paramsDef(stringAt(raw, append(slices.Clone(p[:4]), "type")))
+	if !ok {
+		return ""
+	}
+	return def + "." + p[5]
 }
 
 // schemaDefFor maps a spec path to the schema definition that shapes it.
@@ -296,19 +313,36 @@ func schemaDefFor(p []string) string {
 		return "#DatabricksTarget"
 	case len(p) == 6 && p[2] == "targets" && p[4] == "stages":
 		return "#StageOverride"
-	case len(p) == 6 && p[2] == "stages" && p[4] == "params" && p[5] == "features":
-		return "#Features"
 	}
 	return ""
 }
 
-// modelTypeAt returns the model_type of the train stage that contains p.
-func (l *loader) modelTypeAt(raw cue.Value, p []string) string {
-	if len(p) < 4 || p[2] != "stages" {
-		return ""
+// keyedParamAt reports whether p is a stage's keyed parameter
+// (pipelines.P.stages.S.params.F, keyedParam), per the stage's type in raw.
+func (l *loader) keyedParamAt(raw cue.Value, p []string) (keyedParam, bool) {
+	if len(p) != 6 || p[2] != "stages" || p[4] != "params" {
+		return keyedParam{}, false
 	}
-	mt, _ := raw.LookupPath(cue.MakePath(selectors(append(slices.Clone(p[:4]), "params", "model_type"))...)).String()
-	return mt
+	return l.schema.keyedParam(stringAt(raw, append(slices.Clone(p[:4]), "type")), p[5])
+}
+
+// keyedAt words an issue at p when p is a field of a keyed parameter.
+func (l *loader) keyedAt(raw cue.Value, p []string) keyedBy {
+	if len(p) == 0 {
+		return keyedBy{}
+	}
+	parent := p[:len(p)-1]
+	kp, ok := l.keyedParamAt(raw, parent)
+	if !ok {
+		return keyedBy{}
+	}
+	return keyedBy{noun: kp.noun, value: stringAt(raw, append(slices.Clone(parent[:len(parent)-1]), kp.by))}
+}
+
+// stringAt returns the string at p in v, or "".
+func stringAt(v cue.Value, p []string) string {
+	s, _ := v.LookupPath(cue.MakePath(selectors(p)...)).String()
+	return s
 }
 
 // reportUnknownFields walks the user's value and reports fields that the
@@ -319,14 +353,14 @@ func (l *loader) reportUnknownFields(raw cue.Value, p []string) {
 	if err != nil {
 		return
 	}
-	valid, modelType := l.allowedFields(raw, p)
+	valid, keyed := l.allowedFields(raw, p)
 	for it.Next() {
 		name := it.Selector().Unquoted()
 		child := append(slices.Clone(p), name)
 		field := joinPath(child)
 		if valid != nil && !slices.Contains(valid, name) {
 			if !l.hasError(field) {
-				summary, fix := explain(cueIssue{path: child, kind: kindNotAllowed}, field, valid, modelType)
+				summary, fix := explain(cueIssue{path: child, kind: kindNotAllowed}, field, valid, keyed, l.schema.fixes)
 				pos := it.Value().Pos()
 				if !isUserPos(pos) {
 					pos = rawPos(raw, nil)
@@ -342,24 +376,27 @@ func (l *loader) reportUnknownFields(raw cue.Value, p []string) {
 }
 
 // allowedFields returns the field names the schema allows in the struct at
-// p (nil when any name is allowed, e.g. maps of stages), and the model type
-// when p is a train stage's model_params.
-func (l *loader) allowedFields(v cue.Value, p []string) ([]string, string) {
+// p (nil when any name is allowed, e.g. maps of stages), and how to word
+// an unknown one when p is a stage's keyed parameter.
+func (l *loader) allowedFields(v cue.Value, p []string) ([]string, keyedBy) {
 	n := len(p)
-	switch {
-	case n == 6 && p[2] == "stages" && p[4] == "params" && p[5] == "model_params":
-		mt := l.stageField(p[:4], "params", "model_type")
-		return l.schema.ModelParamNames(mt), mt
-	case n == 5 && p[2] == "stages" && p[4] == "params":
+	if kp, ok := l.keyedParamAt(l.current, p); ok {
+		value := l.stageField(p[:4], "params", kp.by)
+		return l.schema.keyNames(kp, value), keyedBy{noun: kp.noun, value: value}
+	}
+	if def := l.paramStructDef(l.current, p); def != "" {
+		return fieldNames(l.schema.def(def)), keyedBy{}
+	}
+	if n == 5 && p[2] == "stages" && p[4] == "params" {
 		if def, ok := l.schema.paramsDef(l.stageField(p[:4], "type")); ok {
-			return fieldNames(l.schema.def(def)), ""
+			return fieldNames(l.schema.def(def)), keyedBy{}
 		}
-		return nil, ""
+		return nil, keyedBy{}
 	}
 	if def := schemaDefFor(p); def != "" {
-		return fieldNames(l.schema.def(def)), ""
+		return fieldNames(l.schema.def(def)), keyedBy{}
 	}
-	return nil, ""
+	return nil, keyedBy{}
 }
 
 // stageField reads a string field of the stage at stagePath from the value
@@ -381,6 +418,8 @@ func (l *loader) reportMissing(unified, raw cue.Value) {
 		d := diag.Errorf(toPos(rawPos(raw, p)), field, "missing required field %q", name)
 		if fix, ok := missingFix[name]; ok {
 			d.Fix = fix
+		} else if fix, ok := l.schema.missingFixes[name]; ok {
+			d.Fix = fix
 		} else if choices := stringChoices(unified.LookupPath(cue.MakePath(selectors(p)...))); len(choices) > 0 {
 			d.Fix = fmt.Sprintf("choose %s", strings.Join(choices, ", "))
 		} else {
@@ -391,6 +430,8 @@ func (l *loader) reportMissing(unified, raw cue.Value) {
 	}
 }
 
+// missingFix holds the fixes for missing fields of pipectl's own config;
+// stage parameters declare theirs in the schemas, @pipectl(missing="...").
 var missingFix = map[string]string{
 	"description":     `add description: "what this pipeline does"`,
 	"executor":        `add executor: "local" (or "databricks", or a plugin's name)`,
@@ -400,8 +441,6 @@ var missingFix = map[string]string{
 	"catalog":         "name the Unity Catalog catalog that holds the registered models",
 	"schema":          "name the Unity Catalog schema that holds the registered models",
 	"volume":          "name the UC Volume (under catalog.schema) that holds data versions",
-	"model_name":      "name the registered model, e.g. text_classifier",
-	"candidates":      "list the train stages to compare",
 }
 
 // stringChoices returns the strings a field of the schema may take when its

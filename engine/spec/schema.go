@@ -31,6 +31,26 @@ type Schema struct {
 	// a spec resolves the same parameters again for every target and every
 	// pipeline that shares a stage (52 calls, 18 distinct, for specs/).
 	resolved map[string]resolvedParams
+	// fixes and missingFixes map a stage parameter's name to the fix its
+	// schema field declares, @pipectl(fix="...") for an invalid value and
+	// @pipectl(missing="...") for a missing one.
+	fixes, missingFixes map[string]string
+	// keyed holds the keyed parameters by parameters definition and name.
+	keyed map[string]map[string]keyedParam
+}
+
+// keyedParam is a parameter whose allowed names depend on a sibling
+// parameter, as its schema field declares with
+// @pipectl(keys="#Table", by="sibling", noun="..."): the names are those of
+// #Table.<sibling's value> (e.g. a model's parameters, by its type).
+type keyedParam struct {
+	keys, by, noun string
+}
+
+// keyedBy words an unknown name in a keyed parameter: "unknown <noun> for
+// <value>". The zero value words nothing.
+type keyedBy struct {
+	noun, value string
 }
 
 // resolvedParams is a result of resolveParamsLocked: the parameters as
@@ -90,7 +110,62 @@ func compileSchema(ctx *cue.Context, fsys fs.FS) (*Schema, error) {
 	if err := v.Err(); err != nil {
 		return nil, fmt.Errorf("embedded schema: %w", err)
 	}
-	return &Schema{ctx: ctx, value: v}, nil
+	s := &Schema{ctx: ctx, value: v}
+	if err := s.readFieldFixes(); err != nil {
+		return nil, fmt.Errorf("embedded schema: %w", err)
+	}
+	return s, nil
+}
+
+// readFieldFixes collects the fixes the stage types' parameters declare
+// in @pipectl(fix="...") and @pipectl(missing="..."), and their keyed
+// parameters. Diagnostics look fixes up by field name, so one name has one
+// text across stage types.
+func (s *Schema) readFieldFixes() error {
+	s.fixes, s.missingFixes = map[string]string{}, map[string]string{}
+	s.keyed = map[string]map[string]keyedParam{}
+	for _, st := range s.StageTypes() {
+		def, ok := s.paramsDef(st)
+		if !ok {
+			continue
+		}
+		it, err := s.def(def).Fields(cue.Optional(true))
+		if err != nil {
+			continue
+		}
+		for it.Next() {
+			a := it.Value().Attribute("pipectl")
+			if a.Err() != nil {
+				continue
+			}
+			name := it.Selector().Unquoted()
+			if keys, ok, _ := a.Lookup(0, "keys"); ok {
+				by, _, _ := a.Lookup(0, "by")
+				noun, _, _ := a.Lookup(0, "noun")
+				if by == "" || noun == "" {
+					return fmt.Errorf("%s.%s: @pipectl(keys=...) needs by= and noun=", def, name)
+				}
+				if s.keyed[def] == nil {
+					s.keyed[def] = map[string]keyedParam{}
+				}
+				s.keyed[def][name] = keyedParam{keys: keys, by: by, noun: noun}
+			}
+			for key, table := range map[string]map[string]string{"fix": s.fixes, "missing": s.missingFixes} {
+				text, found, err := a.Lookup(0, key)
+				if err != nil {
+					return fmt.Errorf("%s.%s: @pipectl(%s): %w", def, name, key, err)
+				}
+				if !found {
+					continue
+				}
+				if prev, ok := table[name]; ok && prev != text {
+					return fmt.Errorf("%s.%s: @pipectl(%s) differs from another stage type's %s", def, name, key, name)
+				}
+				table[name] = text
+			}
+		}
+	}
+	return nil
 }
 
 // def returns a schema definition by path, e.g. "#DataParams".
@@ -171,15 +246,38 @@ func (s *Schema) segments(stageType string) []string {
 	return out
 }
 
-// ModelParamNames returns the model_params names that model type accepts,
-// sorted, or nil for an unknown type.
-func (s *Schema) ModelParamNames(modelType string) []string {
-	return fieldNames(s.def("#ModelParams." + modelType))
+// keyedParam returns a stage type's keyed parameter name, if it is one.
+func (s *Schema) keyedParam(stageType, name string) (keyedParam, bool) {
+	def, ok := s.paramsDef(stageType)
+	if !ok {
+		return keyedParam{}, false
+	}
+	kp, ok := s.keyed[def][name]
+	return kp, ok
 }
 
-// ModelTypes returns the known model types, sorted.
-func (s *Schema) ModelTypes() []string {
-	return fieldNames(s.def("#ModelParams"))
+// keyNames returns the names a keyed parameter allows when its sibling is
+// value, sorted, or nil for a value the table does not hold.
+func (s *Schema) keyNames(kp keyedParam, value string) []string {
+	if value == "" {
+		return nil
+	}
+	return fieldNames(s.def(kp.keys + "." + value))
+}
+
+// KeyedParamNames returns, for a stage type's keyed parameter, each value
+// of its sibling parameter and the names it allows (e.g. train's
+// model_params: model type → parameter names), or nil.
+func (s *Schema) KeyedParamNames(stageType, name string) map[string][]string {
+	kp, ok := s.keyedParam(stageType, name)
+	if !ok {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, value := range fieldNames(s.def(kp.keys)) {
+		out[value] = s.keyNames(kp, value)
+	}
+	return out
 }
 
 func fieldNames(v cue.Value) []string {
@@ -256,7 +354,6 @@ func (s *Schema) resolveParamsLocked(stageType string, params map[string]any) (m
 // errors first, then missing required fields.
 func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[string]any) []ParamIssue {
 	var issues []ParamIssue
-	modelType, _ := givenParams["model_type"].(string)
 	valueAt := func(p []string) string {
 		x := given.LookupPath(cue.MakePath(selectors(trimDef(p, defName))...))
 		return syntaxOf(x)
@@ -265,33 +362,47 @@ func (s *Schema) issuesOf(v, given cue.Value, defName string, givenParams map[st
 		ce.path = trimDef(ce.path, defName)
 		field := joinPath(ce.path)
 		var valid []string
+		var keyed keyedBy
+		kp, isKeyed := keyedParam{}, false
+		if len(ce.path) == 2 {
+			kp, isKeyed = s.keyed[defName][ce.path[0]]
+		}
 		switch {
 		case len(ce.path) == 1:
 			valid = fieldNames(s.def(defName))
-		case len(ce.path) == 2 && ce.path[0] == "model_params":
-			valid = s.ModelParamNames(modelType)
-		case len(ce.path) == 2 && ce.path[0] == "features":
-			valid = fieldNames(s.def("#Features"))
+		case isKeyed:
+			value, _ := givenParams[kp.by].(string)
+			valid, keyed = s.keyNames(kp, value), keyedBy{noun: kp.noun, value: value}
+		case len(ce.path) == 2:
+			// A struct the definition closes, e.g. a train stage's features.
+			valid = fieldNames(s.def(defName + "." + ce.path[0]))
 		}
-		summary, fix := explain(ce, field, valid, modelType)
+		summary, fix := explain(ce, field, valid, keyed, s.fixes)
 		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
 	}
 	// CUE reports "field not allowed" only when nothing else is wrong:
 	// name unknown keys ourselves so that every problem shows at once.
-	issues = appendUnknownKeys(issues, "", givenParams, fieldNames(s.def(defName)), "")
-	if mp, ok := givenParams["model_params"].(map[string]any); ok && modelType != "" {
-		if valid := s.ModelParamNames(modelType); valid != nil {
-			issues = appendUnknownKeys(issues, "model_params.", mp, valid, modelType)
+	issues = appendUnknownKeys(issues, "", givenParams, fieldNames(s.def(defName)), keyedBy{})
+	// Structs the definition closes: keyed parameters (e.g. a train stage's
+	// model_params), then the others (e.g. its features).
+	for _, k := range sortedKeys(s.keyed[defName]) {
+		kp := s.keyed[defName][k]
+		m, ok := givenParams[k].(map[string]any)
+		value, _ := givenParams[kp.by].(string)
+		if !ok || value == "" {
+			continue
+		}
+		if valid := s.keyNames(kp, value); valid != nil {
+			issues = appendUnknownKeys(issues, k+".", m, valid, keyedBy{noun: kp.noun, value: value})
 		}
 	}
-	// Other structs the definition closes, e.g. a train stage's features.
 	for _, k := range sortedKeys(givenParams) {
 		m, ok := givenParams[k].(map[string]any)
-		if !ok || k == "model_params" {
+		if _, keyed := s.keyed[defName][k]; !ok || keyed {
 			continue
 		}
 		if valid := fieldNames(s.def(defName + "." + k)); valid != nil {
-			issues = appendUnknownKeys(issues, k+".", m, valid, "")
+			issues = appendUnknownKeys(issues, k+".", m, valid, keyedBy{})
 		}
 	}
 	if len(issues) > 0 {
@@ -389,9 +500,9 @@ func syntaxOf(v cue.Value) string {
 }
 
 // appendUnknownKeys adds an "unknown field" issue for each key of given not
-// in valid, unless an issue for that field exists already. modelType words
-// the message for model_params.
-func appendUnknownKeys(issues []ParamIssue, prefix string, given map[string]any, valid []string, modelType string) []ParamIssue {
+// in valid, unless an issue for that field exists already. keyed words the
+// message in a keyed parameter.
+func appendUnknownKeys(issues []ParamIssue, prefix string, given map[string]any, valid []string, keyed keyedBy) []ParamIssue {
 	for _, k := range sortedKeys(given) {
 		if slices.Contains(valid, k) {
 			continue
@@ -404,7 +515,7 @@ func appendUnknownKeys(issues []ParamIssue, prefix string, given map[string]any,
 		if prefix != "" {
 			path = []string{strings.TrimSuffix(prefix, "."), k}
 		}
-		summary, fix := explain(cueIssue{path: path, kind: kindNotAllowed}, field, valid, modelType)
+		summary, fix := explain(cueIssue{path: path, kind: kindNotAllowed}, field, valid, keyed, nil) // unknown keys use no field fixes
 		issues = append(issues, ParamIssue{Field: field, Summary: summary, Fix: fix})
 	}
 	return issues
