@@ -32,7 +32,10 @@ MAX_ROWS_SHOWN = 10
 
 
 class ValidationError(ValueError):
-    """The data version does not meet the stage's expectations."""
+    """The data version does not meet the stage's expectations: the data is at fault, so pipectl
+    shows the message once, keeps the traceback in the stage log and suggests no --resume."""
+
+    pipectl_user_error = True
 
 
 @dataclass(frozen=True)
