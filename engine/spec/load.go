@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -489,12 +490,16 @@ func rawPos(raw cue.Value, p []string) token.Pos {
 	return token.NoPos
 }
 
+// defIdent matches a CUE definition's name. A quoted label such as
+// pipelines: "#00000" is a plain field: cue.Def panics on it.
+var defIdent = regexp.MustCompile(`^#[A-Za-z_$][A-Za-z0-9_$]*$`)
+
 func selectors(p []string) []cue.Selector {
 	sels := make([]cue.Selector, 0, len(p))
 	for _, e := range p {
 		if n, err := strconv.Atoi(e); err == nil && n >= 0 {
 			sels = append(sels, cue.Index(n))
-		} else if strings.HasPrefix(e, "#") {
+		} else if defIdent.MatchString(e) {
 			sels = append(sels, cue.Def(e))
 		} else {
 			sels = append(sels, cue.Str(e))
