@@ -34,8 +34,8 @@ FEATURE_DEFAULTS: dict[str, Any] = {
 
 #: scikit-learn versions (major.minor) the fast path was tested with (tests/test_ngrams.py compares
 #: it with stock TF-IDF bit for bit). It overrides private methods (`_count_vocab`,
-#: `_sort_features`, `_limit_features`, `FeatureUnion._hstack`) and imports
-#: `sklearn.utils._sparse`, any of which a release may change: add a version here only after
+#: `_sort_features`, `_limit_features`, `FeatureUnion._hstack`), any of which a release may
+#: change: add a version here only after
 #: those tests pass on it.
 FAST_VECTORIZER_SKLEARN = ("1.9",)
 

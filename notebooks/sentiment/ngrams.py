@@ -17,7 +17,7 @@ is scikit-learn's own code. Configurations the fast path does not cover (custom 
 tokenizer or analyzer, accent stripping, file input) fall back to scikit-learn's counting.
 
 Opt-in (`features.fast_vectorizer`, sentiment/features.py): it overrides private scikit-learn
-methods and imports `sklearn.utils._sparse`, so it runs only on the scikit-learn versions it was
+methods (it imports no private module), so it runs only on the scikit-learn versions it was
 tested with (`FAST_VECTORIZER_SKLEARN`), and a fitted one is never saved: `stock_features` moves
 its vocabulary and idf into a stock `TfidfVectorizer` first.
 """
@@ -44,9 +44,17 @@ WORD_CACHE_LIMIT = 200_000
 
 
 def _align(matrix: Any) -> Any:
-    from sklearn.utils._sparse import _align_api_if_sparse
+    """`matrix` in the sparse interface scikit-learn is configured for (`sparse_interface`:
+    sparray or spmatrix), as its own vectorizers return; public API only."""
+    import sklearn
 
-    return _align_api_if_sparse(matrix)
+    if not sp.issparse(matrix):
+        return matrix
+    want_array = sklearn.get_config().get("sparse_interface", "spmatrix") == "sparray"
+    if want_array == isinstance(matrix, sp.sparray):
+        return matrix
+    kind = "_array" if want_array else "_matrix"
+    return getattr(sp, matrix.format + kind)(matrix)
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
