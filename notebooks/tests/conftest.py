@@ -45,3 +45,10 @@ def write_csv(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _cwd_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test in its own temporary directory: MLflow's SQLite stores put artifacts under
+    ./mlruns by default, which would otherwise land in the checkout."""
+    monkeypatch.chdir(tmp_path)

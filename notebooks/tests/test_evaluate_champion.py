@@ -23,6 +23,9 @@ def store(tmp_path_factory):
     news/v2 (the same name, positive and negative only) and movies/v1 (another name, two classes).
     The news/v1 model is the champion."""
     root = tmp_path_factory.mktemp("champion")
+    # The SQLite store's artifacts go under ./mlruns: keep them out of the checkout.
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     base = {
         "data_root": str(root / "data"),
@@ -56,7 +59,8 @@ def store(tmp_path_factory):
         models[f"{name}/{version}"] = result.outputs["model_uri"]
     first = _evaluate(base, models["news/v1"], "news", "v1")
     assert first.outputs["decision"] == "first"
-    return base, models
+    yield base, models
+    mp.undo()
 
 
 def _evaluate(base, candidate: str, data_name: str, data_version: str, **params: str):
