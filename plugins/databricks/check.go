@@ -69,6 +69,18 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if mv.Status != "" && mv.Status != catalog.ModelVersionInfoStatusReady {
 			return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("model version %s/%d is %s", name, v, mv.Status)}, nil
 		}
+		// A stage that moves an alias (evaluate's champion) decided from where
+		// it pointed: its cached result stands only while the alias is still
+		// on the version the stage left it on (as the local executor checks).
+		if alias := req.Task.Params["alias"]; alias != "" {
+			at, err := c.W.ModelVersions.GetByAlias(ctx, catalog.GetByAliasRequest{FullName: name, Alias: alias})
+			if err != nil {
+				return missing(fmt.Sprintf("alias %s@%s", name, alias), err)
+			}
+			if at.Version != v {
+				return executor.CheckResult{Exists: false, Reason: fmt.Sprintf("%s@%s now points at version %d; the cached run left it on version %d", name, alias, at.Version, v)}, nil
+			}
+		}
 	}
 	return executor.CheckResult{Exists: true}, nil
 }

@@ -54,7 +54,35 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if name == "" || version == "" {
 			return missing("the cached run recorded no model_name/model_version"), nil
 		}
-		return checkModelVersion(ctx, NewStore(stateDir(req.Task)), name, version)
+		store := NewStore(stateDir(req.Task))
+		res, err := checkModelVersion(ctx, store, name, version)
+		if err != nil || !res.Exists {
+			return res, err
+		}
+		return checkAliasUnmoved(ctx, store, name, version, req.Task.Params["alias"])
+	}
+	return executor.CheckResult{Exists: true}, nil
+}
+
+// checkAliasUnmoved: a stage that moves an alias (its alias parameter, e.g.
+// evaluate's champion) decided from where the alias pointed. Its cached
+// result stands only while the alias still points at the version the stage
+// left it on; moved since (by hand, or by another pipeline), the decision is
+// stale and the stage runs again.
+func checkAliasUnmoved(ctx context.Context, store Store, name, version, alias string) (executor.CheckResult, error) {
+	if alias == "" {
+		return executor.CheckResult{Exists: true}, nil
+	}
+	ref := "models:/" + name + "@" + alias
+	_, resolved, detail, err := modelFingerprint(ctx, store, ref)
+	if err != nil {
+		return executor.CheckResult{}, err
+	}
+	if want := "models:/" + name + "/" + version; resolved != want {
+		if resolved == "" {
+			return missing("%s no longer resolves (%s); the cached run left it on version %s", ref, detail, version), nil
+		}
+		return missing("%s now points at %s; the cached run left it on version %s", ref, resolved, version), nil
 	}
 	return executor.CheckResult{Exists: true}, nil
 }
