@@ -367,6 +367,7 @@ func (e *Emulator) jobsList(w http.ResponseWriter, r *http.Request) {
 	}
 	expand, _ := strconv.ParseBool(q.Get("expand_tasks"))
 	name := q.Get("name")
+	// Settings are read under the lock: a concurrent reset replaces them.
 	e.mu.Lock()
 	var all []*job
 	for _, j := range e.jobs {
@@ -374,7 +375,6 @@ func (e *Emulator) jobsList(w http.ResponseWriter, r *http.Request) {
 			all = append(all, j)
 		}
 	}
-	e.mu.Unlock()
 	slices.SortFunc(all, func(a, b *job) int { return int(a.id - b.id) })
 	resp := jobs.ListJobsResponse{}
 	for i := offset; i < int64(len(all)) && i < offset+limit; i++ {
@@ -384,6 +384,7 @@ func (e *Emulator) jobsList(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Jobs = append(resp.Jobs, jobs.BaseJob{JobId: all[i].id, CreatedTime: all[i].created, CreatorUserName: creator, Settings: &settings})
 	}
+	e.mu.Unlock()
 	if offset+limit < int64(len(all)) {
 		resp.HasMore = true
 		resp.NextPageToken = strconv.FormatInt(offset+limit, 10)
