@@ -6,7 +6,7 @@ require (
 	cuelang.org/go v0.17.1
 	github.com/alecthomas/kong v1.17.0
 	github.com/bufbuild/protocompile v0.14.1
-	github.com/databricks/databricks-sdk-go v0.118.0
+	github.com/databricks/databricks-sdk-go v0.175.0
 	github.com/gofrs/flock v0.13.2
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/go-hclog v1.6.3

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The SDK (v0.118) retries 429 and 503 answers with its own linear backoff
+// The SDK (v0.175) retries 429 and 503 answers with its own linear backoff
 // and ignores Retry-After. retryTransport sits under it and waits as long
 // as the workspace asks before it retries itself, so a rate-limited
 // workspace is not hammered; when its attempts are used up, the SDK's own
