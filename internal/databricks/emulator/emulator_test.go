@@ -122,6 +122,19 @@ func TestAuth(t *testing.T) {
 	if _, err := client(t, e, dbtest.Token).Workspace.GetStatus(ctx, workspace.GetStatusRequest{Path: "/Shared"}); err != nil {
 		t.Fatal(err)
 	}
+
+	// The discovery document needs no credentials, as on a workspace: the
+	// SDK reads it first and warns on stderr when it is refused.
+	resp, err = http.Get(e.URL + "/.well-known/databricks-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta config.HostMetadata
+	err = json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || meta.HostType != config.WorkspaceHost || meta.WorkspaceID == "" {
+		t.Fatalf("discovery document: %d %+v %v", resp.StatusCode, meta, err)
+	}
 }
 
 func TestWorkspace(t *testing.T) {

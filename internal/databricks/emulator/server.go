@@ -246,10 +246,32 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if ep == hostMetadataEndpoint {
+		// A workspace answers its discovery document without credentials;
+		// the SDK (v0.175+) reads it before the first call and warns on
+		// stderr when refused.
+		e.hostMetadata(w, r)
+		return
+	}
 	if !e.authorized(w, r) {
 		return
 	}
 	e.serve(ep, w, r)
+}
+
+const hostMetadataEndpoint = "GET /.well-known/databricks-config"
+
+// hostMetadata serves the workspace's discovery document, shaped as the
+// SDK's config.HostMetadata reads it.
+func (e *Emulator) hostMetadata(w http.ResponseWriter, r *http.Request) {
+	host := "http://" + r.Host
+	writeJSON(w, map[string]any{
+		"oidc_endpoint": host + "/oidc",
+		"workspace_id":  "1234567890",
+		"cloud":         "AWS",
+		"host_type":     "workspace",
+		"token_federation_default_oidc_audiences": []string{host + "/oidc/v1/token"},
+	})
 }
 
 // serve routes an authorized request to its handler.
