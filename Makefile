@@ -15,8 +15,12 @@ GO ?= go
 # tests) and pytest all use it.
 export PIPECTL_TEST_STATE ?= $(CURDIR)/.pipectl/test
 DEV_PYTHON := $(PIPECTL_TEST_STATE)/dev-python
+# The Spark engine's venv (notebooks/requirements-spark.txt): pyspark and
+# delta-spark on top of the runtime pins, kept apart so the pandas venv
+# stays small.
+SPARK_PYTHON := $(PIPECTL_TEST_STATE)/spark-python
 
-.PHONY: test lint fmt-check vet actionlint py-test go-test fuzz-smoke validate python proto bench bench-smoke run bin/pipectl
+.PHONY: test lint fmt-check vet actionlint py-test py-test-spark python-spark go-test fuzz-smoke validate python proto bench bench-smoke run bin/pipectl
 
 # The README's quick start: build pipectl once (a built binary keeps the
 # documented exit codes; `go run` turns them all into 1), then run the
@@ -27,7 +31,7 @@ run: bin/pipectl
 bin/pipectl:
 	$(GO) build -o bin/pipectl ./cmd/pipectl
 
-test: lint py-test go-test fuzz-smoke validate
+test: lint py-test py-test-spark go-test fuzz-smoke validate
 
 lint: fmt-check vet actionlint
 
@@ -51,6 +55,21 @@ $(DEV_PYTHON): notebooks/requirements.txt notebooks/requirements-dev.txt
 
 python: $(DEV_PYTHON)
 	@cat $(DEV_PYTHON)
+
+$(SPARK_PYTHON): notebooks/requirements.txt notebooks/requirements-spark.txt notebooks/requirements-dev.txt
+	@mkdir -p $(PIPECTL_TEST_STATE)
+	py=$$($(GO) run ./cmd/pipectl --state-dir $(PIPECTL_TEST_STATE) dev python --spark); \
+	"$$py" -m pip install --quiet --disable-pip-version-check -r notebooks/requirements-dev.txt; \
+	echo "$$py" > $@
+
+python-spark: $(SPARK_PYTHON)
+	@cat $(SPARK_PYTHON)
+
+# The Spark engine's tests: local[2], one session per test module; the
+# pandas venv skips them. Bounded: a hung JVM fails the target.
+py-test-spark: $(SPARK_PYTHON)
+	py=$$(cat $(SPARK_PYTHON)); \
+	cd notebooks && PIPECTL_STATE_DIR=$(PIPECTL_TEST_STATE) timeout 900 "$$py" -m pytest -q tests/test_spark_*.py
 
 py-test: $(DEV_PYTHON)
 	py=$$(cat $(DEV_PYTHON)); \

@@ -72,14 +72,16 @@ func (c *DevEmulatorCmd) Run(app *App) error {
 
 // DevPythonCmd prints the managed venv's interpreter, e.g. to run the
 // notebooks' tests or a notebook by hand in the environment runs use.
-type DevPythonCmd struct{}
+type DevPythonCmd struct {
+	Spark bool `help:"The Spark engine's virtualenv (notebooks/requirements-spark.txt: the runtime pins plus pyspark and delta-spark) instead of the pandas one."`
+}
 
 // Run builds the venv when it is missing (progress on stderr) and prints
 // the interpreter's path on stdout.
 func (c *DevPythonCmd) Run(app *App) error {
 	env, err := local.EnsureVenv(app.Ctx, local.VenvOptions{
 		ProjectRoot: app.Root, StateDir: app.stateDir(), Python: app.Getenv("PIPECTL_PYTHON"),
-		Environ: os.Environ(), Progress: func(line string) { fmt.Fprintln(app.Stderr, line) },
+		Environ: os.Environ(), Progress: func(line string) { fmt.Fprintln(app.Stderr, line) }, Spark: c.Spark,
 	})
 	if err != nil {
 		return err

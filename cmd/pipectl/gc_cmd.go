@@ -63,6 +63,11 @@ func (c *GcCmd) Run(app *App) error {
 	if venv, err := local.CurrentVenv(app.Ctx, local.VenvOptions{ProjectRoot: app.Root, StateDir: state,
 		Python: app.Getenv("PIPECTL_PYTHON"), Environ: os.Environ()}); err == nil {
 		in.CurrentVenvs = []string{filepath.Base(venv)}
+		// The Spark engine's venv is current too, when the project has one.
+		if spark, err := local.CurrentVenv(app.Ctx, local.VenvOptions{ProjectRoot: app.Root, StateDir: state,
+			Python: app.Getenv("PIPECTL_PYTHON"), Environ: os.Environ(), Spark: true}); err == nil {
+			in.CurrentVenvs = append(in.CurrentVenvs, filepath.Base(spark))
+		}
 	} else {
 		fmt.Fprintf(app.Stderr, "pipectl: keeping every venv: %v\n", err)
 	}

@@ -110,9 +110,9 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 			opts.Progress(line)
 		}
 	}
-	reqs, err := os.ReadFile(opts.Requirements)
+	reqs, err := readRequirements(opts.Requirements)
 	if err != nil {
-		return nil, fmt.Errorf("requirements file: %w", err)
+		return nil, err
 	}
 	interp, err := Probe(ctx, opts.Python, opts.Env)
 	if err != nil {
@@ -165,15 +165,58 @@ func Ensure(ctx context.Context, opts Options) (*Env, error) {
 // without creating it; it probes the interpreter. pipectl gc keeps it and
 // prunes the other venvs.
 func DirFor(ctx context.Context, opts Options) (string, error) {
-	reqs, err := os.ReadFile(opts.Requirements)
+	reqs, err := readRequirements(opts.Requirements)
 	if err != nil {
-		return "", fmt.Errorf("requirements file: %w", err)
+		return "", err
 	}
 	interp, err := Probe(ctx, opts.Python, opts.Env)
 	if err != nil {
 		return "", err
 	}
 	return venvDir(opts.Dir, venvKey(reqs, interp)), nil
+}
+
+// readRequirements returns the requirements file's bytes followed by those
+// of the files it includes with "-r FILE" (relative to the including file,
+// recursively): the venv's key then changes when an included file does.
+// A file without includes keys as before.
+func readRequirements(path string) ([]byte, error) {
+	var out []byte
+	seen := map[string]bool{}
+	var read func(p string) error
+	read = func(p string) error {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return err
+		}
+		if seen[abs] {
+			return nil
+		}
+		seen[abs] = true
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("requirements file: %w", err)
+		}
+		out = append(out, b...)
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 2 && (f[0] == "-r" || f[0] == "--requirement") {
+				inc := f[1]
+				if !filepath.IsAbs(inc) {
+					inc = filepath.Join(filepath.Dir(p), inc)
+				}
+				out = append(out, 0)
+				if err := read(inc); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := read(path); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // venvDir is the directory of the venv with key.

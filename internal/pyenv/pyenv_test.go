@@ -375,3 +375,39 @@ func TestInterpreterErrors(t *testing.T) {
 		})
 	}
 }
+
+// A file that includes another with -r (requirements-spark.txt includes
+// requirements.txt) keys its venv on both: editing the included file must
+// not reuse a venv built from its old pins.
+func TestIncludedRequirementsChangeTheKey(t *testing.T) {
+	t.Parallel()
+	py := python(t)
+	dir := t.TempDir()
+	base := writeReqs(t, dir, "tinypkg==1.0\n")
+	outer := filepath.Join(dir, "requirements-extra.txt")
+	if err := os.WriteFile(outer, []byte("-r requirements.txt\nother==2.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Python: py, Dir: filepath.Join(dir, "state"), Requirements: outer}
+	before, err := DirFor(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(base, []byte("tinypkg==1.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after, err := DirFor(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before == after {
+		t.Errorf("editing the included requirements.txt kept the venv %s", before)
+	}
+	// A missing include is named.
+	if err := os.Remove(base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DirFor(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "requirements.txt") {
+		t.Errorf("missing include: err = %v, want one naming requirements.txt", err)
+	}
+}

@@ -157,3 +157,11 @@ def check_keys(name: str, given: Mapping[str, Any], valid: Iterable[str]) -> Non
             f"parameter {name!r}: unknown {'key' if len(unknown) == 1 else 'keys'} "
             f"{', '.join(repr(k) for k in unknown)}; valid: {', '.join(allowed)}"
         )
+
+
+ENGINES = ("pandas", "spark")
+
+
+def engine(raw: Mapping[str, str]) -> str:
+    """The `engine` parameter of the data and inference stages (docs/STAGES.md, "Engines")."""
+    return choice(raw, "engine", ENGINES, "pandas")

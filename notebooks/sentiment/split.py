@@ -60,6 +60,35 @@ def split_groups(
 
     if len(strata) != len(groups):
         raise ValueError("strata and groups must have the same length")
+    # One entry per group (codes in order of first appearance); its stratum is the first row's.
+    group_of_row, keys = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=False)
+    keys = keys.tolist()
+    first_row = np.unique(group_of_row, return_index=True)[1]
+    sizes = np.bincount(group_of_row).tolist() if len(groups) else []
+    strata_list = list(strata)
+    group_strata = [strata_list[i] for i in first_row.tolist()]
+    dest_of_group = split_group_table(keys, group_strata, sizes, fractions, seed)
+    return np.asarray(dest_of_group, dtype=object)[group_of_row].tolist()
+
+
+def split_group_table(
+    keys: Sequence[str],
+    strata: Sequence[Hashable],
+    sizes: Sequence[int],
+    fractions: dict[str, float],
+    seed: int,
+) -> list[str]:
+    """The split of every group, from one entry per group: its key, its stratum (that of its first
+    row) and its size in rows. `split_groups` is this applied to the groups of its rows, so an engine
+    that computes the group table otherwise (the spark engine, with Spark) gets the same split.
+
+    The result does not depend on the order of the entries: groups are ordered by key within a
+    stratum and strata by name before the seeded deal."""
+    import numpy as np
+    import pandas as pd
+
+    if not (len(keys) == len(strata) == len(sizes)):
+        raise ValueError("keys, strata and sizes must have the same length")
     if TRAIN in fractions:
         raise ValueError("train gets the rest; do not give it a fraction")
     total_fraction = sum(fractions.values())
@@ -68,22 +97,17 @@ def split_groups(
             "split fractions must be positive and add up to less than 1 (train gets the rest); "
             f"got {', '.join(f'{k}={v:g}' for k, v in fractions.items())}"
         )
-    n = len(groups)
+    keys = list(keys)
+    sizes = [int(x) for x in sizes]
+    n = sum(sizes)
     if n == 0:
         raise SplitError("no rows to split")
 
-    # One entry per group (codes in order of first appearance); its stratum is the first row's.
-    group_of_row, keys = pd.factorize(pd.Series(groups, dtype=object), use_na_sentinel=False)
-    keys = keys.tolist()
-    first_row = np.unique(group_of_row, return_index=True)[1]
-    sizes = np.bincount(group_of_row).tolist()
     stratum_index: dict[Hashable, int] = {}
-    stratum_of_row = np.fromiter(
-        (stratum_index.setdefault(s, len(stratum_index)) for s in strata), dtype=np.int64, count=n
+    stratum_of_group = np.fromiter(
+        (stratum_index.setdefault(s, len(stratum_index)) for s in strata), dtype=np.int64, count=len(keys)
     )
-    stratum_of_group = stratum_of_row[first_row]
     all_strata = list(stratum_index)
-    # Only strata that are some group's first-row stratum count, in order of first appearance.
     by_stratum = np.argsort(stratum_of_group, kind="stable")  # groups, stratum by stratum
     ends = np.cumsum(np.bincount(stratum_of_group, minlength=len(all_strata)))
     starts = ends - np.bincount(stratum_of_group, minlength=len(all_strata))
@@ -142,4 +166,4 @@ def split_groups(
                 f"text(s): too few for {', '.join(f'{k}={v:g}' for k, v in fractions.items())}; "
                 "train or another split would get none"
             )
-    return np.asarray(dests, dtype=object)[np.asarray(dest_of_group)[group_of_row]].tolist()
+    return [dests[d] for d in dest_of_group]

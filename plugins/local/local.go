@@ -184,7 +184,7 @@ func newLayout(t executor.Task) (layout, error) {
 	}
 	l := layout{root: t.ProjectRoot, state: stateDir(t), notebook: t.Notebook, cfg: cfg,
 		pythonDir: filepath.Join(t.ProjectRoot, PythonDir)}
-	l.requirements = filepath.Join(l.pythonDir, "requirements.txt")
+	l.requirements = filepath.Join(l.pythonDir, requirementsFile(t.Params))
 	if err := checkPythonDir(l.pythonDir); err != nil {
 		return layout{}, err
 	}
@@ -192,6 +192,21 @@ func newLayout(t executor.Task) (layout, error) {
 		return layout{}, fmt.Errorf("notebook %s: not found under %s", l.notebook, l.root)
 	}
 	return l, nil
+}
+
+// SparkRequirements is the requirements file of the venv that stages with
+// the parameter engine "spark" run in: requirements.txt plus a local Spark
+// (docs/STAGES.md, "Engines"). A separate venv keeps the pandas one small.
+const SparkRequirements = "requirements-spark.txt"
+
+// requirementsFile names the requirements file (in PythonDir) of a stage's
+// venv: SparkRequirements for a stage with engine "spark", else
+// requirements.txt.
+func requirementsFile(params map[string]string) string {
+	if params["engine"] == "spark" {
+		return SparkRequirements
+	}
+	return "requirements.txt"
 }
 
 // checkPythonDir checks that dir holds the runner and the requirements.

@@ -73,6 +73,15 @@ type VenvOptions struct {
 	Python   string
 	Environ  []string
 	Progress func(string)
+	// Spark selects the Spark engine's venv (SparkRequirements).
+	Spark bool
+}
+
+func (o VenvOptions) requirements(dir string) string {
+	if o.Spark {
+		return filepath.Join(dir, SparkRequirements)
+	}
+	return filepath.Join(dir, "requirements.txt")
 }
 
 // EnsureVenv returns the virtualenv the local executor runs the project's
@@ -86,7 +95,7 @@ func EnsureVenv(ctx context.Context, o VenvOptions) (*pyenv.Env, error) {
 	if err := checkPythonDir(dir); err != nil {
 		return nil, err
 	}
-	return pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
+	return pyenv.Ensure(ctx, pyenv.Options{Python: o.Python, Requirements: o.requirements(dir),
 		Dir: o.StateDir, MinVersion: MinPython, Progress: o.Progress, Env: scrubEnv(o.Environ)})
 }
 
@@ -100,6 +109,6 @@ func CurrentVenv(ctx context.Context, o VenvOptions) (string, error) {
 	if err := checkPythonDir(dir); err != nil {
 		return "", err
 	}
-	return pyenv.DirFor(ctx, pyenv.Options{Python: o.Python, Requirements: filepath.Join(dir, "requirements.txt"),
+	return pyenv.DirFor(ctx, pyenv.Options{Python: o.Python, Requirements: o.requirements(dir),
 		Dir: o.StateDir, Env: scrubEnv(o.Environ)})
 }

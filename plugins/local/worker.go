@@ -71,6 +71,9 @@ func stageEnv(environ []string, l layout, trackingURI string) []string {
 	env := append(scrubEnv(environ),
 		"PYTHONUNBUFFERED=1",
 		"PYTHONPATH="+l.pythonDir, // the runner package
+		// Where a local Spark session keeps its ivy cache and warehouse
+		// (sentiment/spark.py).
+		"PIPECTL_STATE_DIR="+l.state,
 	)
 	if trackingURI != "" {
 		// For MLflow calls that do not go through the context parameters.

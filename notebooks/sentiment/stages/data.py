@@ -28,6 +28,7 @@ WIDGETS: dict[str, str] = {
     "label_case": "strict",
     "seed": "42",
     "overwrite": "false",
+    "engine": "pandas",
     **CONTEXT_WIDGETS,
 }
 
@@ -49,6 +50,7 @@ class DataParams:
     label_case: str
     seed: int
     overwrite: bool
+    engine: str = "pandas"
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> DataParams:
@@ -92,12 +94,16 @@ class DataParams:
             label_case=P.choice(raw, "label_case", LABEL_CASE_MODES, "strict"),
             seed=P.integer(raw, "seed", 42, low=0),
             overwrite=P.boolean(raw, "overwrite", False),
+            engine=P.engine(raw),
         )
 
     def manifest_params(self) -> dict[str, Any]:
         """The parameters that define the content of a version (not `overwrite`)."""
         out = asdict(self)
         out.pop("overwrite")
+        # The engine does not change the content (the spark engine's split is the pandas one's):
+        # the same version written by either is the same version.
+        out.pop("engine")
         if self.delimiter == ",":
             out.pop("delimiter")  # the default: versions written before the parameter existed stay the same
         if self.label_case == "strict":

@@ -26,6 +26,7 @@ WIDGETS: dict[str, str] = {
     "output_name": "predictions",
     "batch_size": "10000",
     "write_csv": "false",
+    "engine": "pandas",
     **CONTEXT_WIDGETS,
 }
 
@@ -44,6 +45,7 @@ class InferenceParams:
     output_name: str
     batch_size: int
     write_csv: bool
+    engine: str = "pandas"
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> InferenceParams:
@@ -63,6 +65,7 @@ class InferenceParams:
             output_name=P.segment(raw, "output_name"),
             batch_size=P.integer(raw, "batch_size", 10000, low=1),
             write_csv=P.boolean(raw, "write_csv", False),
+            engine=P.engine(raw),
         )
 
 
