@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,19 +69,29 @@ def content_sha256(df: pd.DataFrame, chunk_rows: int = 100_000) -> str:
 
     The lines are built with the JSON string encoder json.dumps itself uses (same bytes, a few
     times faster than a json.dumps call per row) and hashed a chunk of rows at a time."""
+    columns = [df[c].tolist() for c in SPLIT_COLUMNS]
+    chunks = (
+        list(zip(*(col[start : start + chunk_rows] for col in columns), strict=True))
+        for start in range(0, len(df), chunk_rows)
+    )
+    return content_sha256_chunks(chunks)
+
+
+def content_sha256_chunks(chunks: Iterable[list[tuple[Any, Any, Any]]]) -> str:
+    """`content_sha256` of the rows (id, text, label) given in order, a chunk at a time: the spark
+    engine streams a split from its executors through this, so both engines' hashes are one
+    function's."""
     from json.encoder import encode_basestring
 
     digest = hashlib.sha256()
-    columns = [df[c].tolist() for c in SPLIT_COLUMNS]
-    for start in range(0, len(df), chunk_rows):
-        rows = list(zip(*(col[start : start + chunk_rows] for col in columns), strict=True))
+    for rows in chunks:
         try:
             lines = "".join(
                 f"[{encode_basestring(i)}, {encode_basestring(t)}, {encode_basestring(lbl)}]\n"
                 for i, t, lbl in rows
             )
         except TypeError:  # a value that is not a string: let json.dumps spell it
-            lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            lines = "".join(json.dumps(list(row), ensure_ascii=False) + "\n" for row in rows)
         digest.update(lines.encode("utf-8"))
     return digest.hexdigest()
 
@@ -146,11 +157,13 @@ def _describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 def write_version(
     target: Path,
-    splits: dict[str, pd.DataFrame],
+    splits: dict[str, pd.DataFrame] | Callable[[Path], None],
     manifest: dict[str, Any],
     overwrite: bool,
 ) -> tuple[ExistingVersion, bool]:
     """Write a data version atomically. Returns the version and whether anything was written.
+    `splits` maps split names to frames (Parquet files), or writes the splits into the directory
+    it is given (the spark engine's Delta tables).
 
     Writers of one data name take turns (a lock on its directory), so a version is compared and
     written by one process at a time, and what a killed writer left is cleaned up first. A write
@@ -188,7 +201,7 @@ def _recover(target: Path) -> None:
 
 def _write_locked(
     target: Path,
-    splits: dict[str, pd.DataFrame],
+    splits: dict[str, pd.DataFrame] | Callable[[Path], None],
     manifest: dict[str, Any],
     overwrite: bool,
 ) -> tuple[ExistingVersion, bool]:
@@ -212,8 +225,11 @@ def _write_locked(
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
-        for name, df in splits.items():
-            _write_parquet(df, tmp / f"{name}.parquet")
+        if callable(splits):  # the spark engine writes its Delta tables into tmp itself
+            splits(tmp)
+        else:
+            for name, df in splits.items():
+                _write_parquet(df, tmp / f"{name}.parquet")
         data = manifest_bytes(manifest)
         atomic_write_bytes(tmp / MANIFEST, data)  # last: its presence marks a complete version
         _install(tmp, target)
@@ -239,7 +255,10 @@ def _install(tmp: Path, target: Path) -> None:
                 raise
             target.mkdir()
             for f in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST):
-                shutil.copyfile(f, target / f.name)
+                if f.is_dir():  # a Delta split (spark engine)
+                    shutil.copytree(f, target / f.name)
+                else:
+                    shutil.copyfile(f, target / f.name)
             shutil.rmtree(tmp, ignore_errors=True)
     except OSError:
         if old is not None and not target.exists():
@@ -275,7 +294,25 @@ def load_version(data_root: Path, data_name: str, data_version: str) -> Existing
     return read_manifest(path)
 
 
-def load_split(version: ExistingVersion, split: str) -> pd.DataFrame:
+#: What a reader collects of a Delta split (the spark engine's) onto one machine, unless told otherwise.
+DEFAULT_MAX_SPLIT_ROWS = 5_000_000
+DEFAULT_MAX_SPLIT_BYTES = 4 * 1024**3
+
+
+class SplitTooLargeError(DataError):
+    """A Delta split is larger than the reader may collect onto this machine."""
+
+
+def load_split(
+    version: ExistingVersion,
+    split: str,
+    max_rows: int | None = None,
+    max_bytes: int | None = None,
+) -> pd.DataFrame:
+    """A split as a frame (id, text, label). A Delta split (written by the spark engine) is collected
+    from its Parquet files, after checking its size against `max_rows` and `max_bytes` (None: the
+    defaults above): a split too large for this machine is refused, naming its size, instead of
+    running it out of memory."""
     import pandas as pd
 
     splits = version.manifest.get("splits", {})
@@ -284,6 +321,70 @@ def load_split(version: ExistingVersion, split: str) -> pd.DataFrame:
             f"split {split!r} is not part of data version {version.path.parent.name}/"
             f"{version.path.name}; available: {', '.join(sorted(splits))}"
         )
-    df = pd.read_parquet(version.path / f"{split}.parquet")
+    info = splits[split]
+    if info.get("format") == "delta":
+        df = _read_delta_split(version, split, info, max_rows, max_bytes)
+    else:
+        df = pd.read_parquet(version.path / f"{split}.parquet")
     df["id"] = df["id"].astype(str)
     return df
+
+
+def delta_files(table: Path) -> list[tuple[Path, int]]:
+    """The Parquet files (and their sizes) of the current version of a Delta table, from its JSON
+    commits. Enough for the tables the spark engine writes (one commit, no checkpoint); a table
+    with a checkpoint is refused (read it with Spark)."""
+    from urllib.parse import unquote
+
+    log = table / "_delta_log"
+    if not log.is_dir():
+        raise DataError(f"{table} is not a Delta table (no _delta_log)")
+    if (log / "_last_checkpoint").exists():
+        raise DataError(
+            f"{table}: the Delta table has a checkpoint, which this reader does not read; "
+            "read the split with Spark (engine: spark)"
+        )
+    files: dict[str, int] = {}
+    for commit in sorted(log.glob("*.json")):
+        for line in commit.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "add" in action:
+                files[action["add"]["path"]] = int(action["add"].get("size", 0))
+            elif "remove" in action:
+                files.pop(action["remove"]["path"], None)
+    return [(table / unquote(p), size) for p, size in sorted(files.items())]
+
+
+def _read_delta_split(
+    version: ExistingVersion, split: str, info: dict[str, Any], max_rows: int | None, max_bytes: int | None
+) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    max_rows = DEFAULT_MAX_SPLIT_ROWS if max_rows is None else max_rows
+    max_bytes = DEFAULT_MAX_SPLIT_BYTES if max_bytes is None else max_bytes
+    table = version.path / info.get("file", split)
+    files = delta_files(table)
+    rows = int(info.get("rows", 0))
+    size = sum(s for _, s in files)
+    name = f"{version.path.parent.name}/{version.path.name}"
+    if rows > max_rows or size > max_bytes:
+        which = (
+            f"{rows} rows, above max_split_rows {max_rows}"
+            if rows > max_rows
+            else f"{size} bytes of Parquet ({size / 1024**3:.2f} GiB), above max_split_bytes {max_bytes}"
+        )
+        raise SplitTooLargeError(
+            f"split {split!r} of data version {name} ({table}) is {which}: collecting it onto this "
+            "machine could run it out of memory. Train on a smaller split (a larger test_size, or a "
+            "sample of the source), or raise max_split_rows / max_split_bytes in the train stage "
+            "if the driver has the memory"
+        )
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string())])
+    parts = [pq.read_table(f, columns=SPLIT_COLUMNS).cast(schema) for f, _ in files]
+    df = (pa.concat_tables(parts) if parts else schema.empty_table()).to_pandas()
+    # Files come in no particular order: rows in the order of the Parquet splits (by source row).
+    order = df["id"].astype("int64").argsort(kind="stable")
+    return df.iloc[order].reset_index(drop=True)

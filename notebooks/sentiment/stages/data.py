@@ -124,7 +124,6 @@ def run(raw: Mapping[str, str]) -> StageResult:
 def _check_strata(cleaned: Any, strata: list[Any], needed: int, p: DataParams, src: Any) -> None:
     """A stratum (usually a class) needs a distinct text in every split: name the file, the column
     and the rows of the first one that has too few, before the splitter refuses it."""
-    from ..csvio import DataError
 
     if p.stratify is None:
         return
@@ -135,19 +134,35 @@ def _check_strata(cleaned: Any, strata: list[Any], needed: int, p: DataParams, s
         rows.setdefault(stratum, []).append(int(row_id) + 1)
     for stratum in sorted(groups, key=repr):
         if len(groups[stratum]) < needed:
-            shown = ", ".join(str(r) for r in rows[stratum][:5])
-            more = f" and {len(rows[stratum]) - 5} more" if len(rows[stratum]) > 5 else ""
-            columns = ", ".join(repr(c) for c in p.stratify)
-            value = stratum if isinstance(stratum, tuple) and len(stratum) > 1 else str(stratum)
-            raise DataError(
-                f"{src}: column{'s' if len(p.stratify) > 1 else ''} {columns}: class {value!r} has "
-                f"{len(rows[stratum])} row(s) with {len(groups[stratum])} distinct text(s) (data "
-                f"row(s) {shown}{more}), too few to stratify into {needed} splits; each split needs "
-                "one. Add data, drop the class, or set stratify to null"
+            raise strata_error(
+                p, src, stratum, rows[stratum][:5], len(rows[stratum]), len(groups[stratum]), needed
             )
 
 
+def strata_error(
+    p: DataParams, src: Any, stratum: Any, first_rows: list[int], n_rows: int, n_groups: int, needed: int
+) -> Exception:
+    """The refusal of a stratum with fewer distinct texts than splits (`first_rows`: 1-based data
+    rows, at most five); the spark engine raises the same one."""
+    from ..csvio import DataError
+
+    shown = ", ".join(str(r) for r in first_rows[:5])
+    more = f" and {n_rows - 5} more" if n_rows > 5 else ""
+    columns = ", ".join(repr(c) for c in p.stratify or [])
+    value = stratum if isinstance(stratum, tuple) and len(stratum) > 1 else str(stratum)
+    return DataError(
+        f"{src}: column{'s' if len(p.stratify or []) > 1 else ''} {columns}: class {value!r} has "
+        f"{n_rows} row(s) with {n_groups} distinct text(s) (data "
+        f"row(s) {shown}{more}), too few to stratify into {needed} splits; each split needs "
+        "one. Add data, drop the class, or set stratify to null"
+    )
+
+
 def create(p: DataParams, ctx: Context) -> StageResult:
+    if p.engine == "spark":
+        from ..spark_data import create_spark
+
+        return create_spark(p, ctx)
     import pandas as pd
 
     from ..cleaning import clean
@@ -161,13 +176,8 @@ def create(p: DataParams, ctx: Context) -> StageResult:
         require_columns,
     )
     from ..dataset import (
-        FORMAT_VERSION,
-        code_version,
         content_sha256,
         label_counts,
-        now_utc,
-        version_dir,
-        write_version,
     )
     from ..paths import sha256_bytes
     from ..split import TRAIN, SplitError, split_groups
@@ -254,35 +264,54 @@ def create(p: DataParams, ctx: Context) -> StageResult:
             ["id", "text", "label"]
         ].reset_index(drop=True)
 
-    manifest = {
+    source = {
+        "path": p.source,
+        "resolved_path": str(src),
+        "sha256": sha256_bytes(raw_bytes),
+        "bytes": len(raw_bytes),
+        "encoding": p.encoding,
+        "rows": len(df),
+        "columns": [str(c) for c in df.columns],
+    }
+    split_info = {
+        name: {
+            "file": f"{name}.parquet",
+            "rows": len(part),
+            "labels": label_counts(part),
+            "sha256": content_sha256(part),
+        }
+        for name, part in splits.items()
+    }
+    manifest = build_manifest(p, ctx, source, report.as_dict(), classes, folds, warnings, split_info)
+    return finish(p, ctx, splits, manifest, damaged)
+
+
+def build_manifest(
+    p: DataParams,
+    ctx: Context,
+    source: dict[str, Any],
+    cleaning: dict[str, int],
+    classes: list[str],
+    folds: dict[str, str],
+    warnings: list[str],
+    split_info: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest of a data version; both engines write this one (docs/STAGES.md, "data")."""
+    from ..dataset import FORMAT_VERSION, code_version, now_utc
+
+    return {
         "format_version": FORMAT_VERSION,
         "data_name": p.data_name,
         "data_version": p.data_version,
         "created_at": now_utc(),
-        "source": {
-            "path": p.source,
-            "resolved_path": str(src),
-            "sha256": sha256_bytes(raw_bytes),
-            "bytes": len(raw_bytes),
-            "encoding": p.encoding,
-            "rows": len(df),
-            "columns": [str(c) for c in df.columns],
-        },
+        "source": source,
         "columns": {"id": "0-based data row of the source", "text": p.text_column, "label": p.label_column},
         "params": p.manifest_params(),
-        "cleaning": report.as_dict(),
+        "cleaning": cleaning,
         "labels": classes,
         **({"label_case_folds": folds} if folds else {}),
         **({"warnings": warnings} if warnings else {}),
-        "splits": {
-            name: {
-                "file": f"{name}.parquet",
-                "rows": len(part),
-                "labels": label_counts(part),
-                "sha256": content_sha256(part),
-            }
-            for name, part in splits.items()
-        },
+        "splits": split_info,
         "code": code_version(ctx.git_commit),
         "pipectl": {
             k: v
@@ -295,6 +324,18 @@ def create(p: DataParams, ctx: Context) -> StageResult:
             if v
         },
     }
+
+
+def finish(
+    p: DataParams,
+    ctx: Context,
+    splits: Any,
+    manifest: dict[str, Any],
+    damaged: tuple[int, str] | None,
+) -> StageResult:
+    """Write the version (unless the same content is there) and report it."""
+    from ..dataset import version_dir, write_version
+
     target = version_dir(ctx.data_root, p.data_name, p.data_version)
     version, written = write_version(target, splits, manifest, p.overwrite)
     if written:

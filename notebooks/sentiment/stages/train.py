@@ -23,6 +23,8 @@ WIDGETS: dict[str, str] = {
     "model_params": "{}",
     "features": "{}",
     "seed": "42",
+    "max_split_rows": "",  # empty: dataset.DEFAULT_MAX_SPLIT_ROWS
+    "max_split_bytes": "",  # empty: dataset.DEFAULT_MAX_SPLIT_BYTES
     **CONTEXT_WIDGETS,
 }
 
@@ -39,9 +41,12 @@ class TrainParams:
     model_params: dict[str, Any]
     features: dict[str, Any]
     seed: int
+    max_split_rows: int | None = None
+    max_split_bytes: int | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> TrainParams:
+        from ..dataset import DEFAULT_MAX_SPLIT_BYTES, DEFAULT_MAX_SPLIT_ROWS
         from ..features import resolve_features
         from ..models import MODEL_TYPES
         from ..tracking import check_model_name
@@ -54,6 +59,8 @@ class TrainParams:
             model_params=P.json_object(raw, "model_params"),
             features=resolve_features(P.json_object(raw, "features")),
             seed=P.integer(raw, "seed", 42, low=0),
+            max_split_rows=P.integer(raw, "max_split_rows", DEFAULT_MAX_SPLIT_ROWS, low=1),
+            max_split_bytes=P.integer(raw, "max_split_bytes", DEFAULT_MAX_SPLIT_BYTES, low=1),
         )
 
 
@@ -97,7 +104,8 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
     # Build first: bad model_params fail before any data is read or any MLflow run is started.
     model = build_pipeline(p.model_type, p.model_params, p.features, p.seed)
     version = load_version(ctx.data_root, p.data_name, p.data_version)
-    train_df, test_df = load_split(version, "train"), load_split(version, "test")
+    limits = {"max_rows": p.max_split_rows, "max_bytes": p.max_split_bytes}
+    train_df, test_df = load_split(version, "train", **limits), load_split(version, "test", **limits)
     print(f"data {p.data_name}/{p.data_version}: train {len(train_df)} rows, test {len(test_df)} rows")
 
     import mlflow
