@@ -407,10 +407,15 @@ def replacement_char_warning(df: pd.DataFrame, column: str, path: Path) -> tuple
     if not damaged.any():
         return None
     rows = [int(i) + 1 for i in damaged.nonzero()[0]]
-    shown = ", ".join(str(r) for r in rows[:5]) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-    return len(rows), (
-        f"{path}: column {column!r}: {len(rows)} text(s) contain U+FFFD, the Unicode replacement "
-        f"character (data row(s) {shown}), e.g. {_show(texts.iloc[rows[0] - 1])}: the file was "
+    return len(rows), replacement_message(path, column, len(rows), rows[:5], texts.iloc[rows[0] - 1])
+
+
+def replacement_message(path: Path, column: str, count: int, first_rows: list[int], example: str) -> str:
+    """The warning of `replacement_char_warning` (the spark engine counts the rows itself)."""
+    shown = ", ".join(str(r) for r in first_rows[:5]) + (f" and {count - 5} more" if count > 5 else "")
+    return (
+        f"{path}: column {column!r}: {count} text(s) contain U+FFFD, the Unicode replacement "
+        f"character (data row(s) {shown}), e.g. {_show(example)}: the file was "
         "damaged before pipectl read it (decoded upstream with the wrong encoding); the rows are "
         "kept, but re-export the file from its original source to recover those characters"
     )
