@@ -205,8 +205,9 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
     folds = label_case_folds(labels, p.label_column, src, p.label_case)
     del labels
 
-    strip_udf = F.udf(_strip, StringType())
-    key_udf = F.udf(group_key, StringType())
+    # Plain functions (no type hints) for the UDFs: the same Python code as the pandas engine.
+    strip_udf = F.udf(lambda v: _strip(v), StringType())
+    key_udf = F.udf(lambda t: group_key(t), StringType())
     extra = [c for c in (p.stratify or []) if c not in (p.label_column, p.text_column)]
     frame = df.select(
         F.col("__row").alias("row"),

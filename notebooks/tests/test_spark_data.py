@@ -1,0 +1,172 @@
+"""The data stage's spark engine (sentiment/spark_data.py) against the pandas engine: the same
+cleaning, the same split row for row, Delta splits the train stage reads, and the size refusal.
+
+Runs in the Spark venv (notebooks/requirements-spark.txt; `make py-test-spark`), on one local[2]
+session for the module; the pandas venv skips it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyspark")
+pytest.importorskip("delta")
+
+from conftest import REPO, SAMPLE_CSV, SHARED_CSV
+
+from sentiment.dataset import SplitTooLargeError, load_split, load_version
+from sentiment.stages import data
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from sentiment.spark import get_spark
+
+    session = get_spark(app_name="pipectl tests")
+    yield session
+    session.stop()
+
+
+def run(source: Path | str, engine: str, root: Path, **params: str) -> dict:
+    raw = {
+        "source": str(source),
+        "engine": engine,
+        "data_root": str(root / engine),
+        "data_name": "d",
+        "data_version": "v1",
+        "project_root": str(REPO),
+        **params,
+    }
+    data.run(raw)
+    return json.loads((root / engine / "d" / "v1" / "manifest.json").read_text())
+
+
+def assert_same(root: Path, pandas_m: dict, spark_m: dict) -> None:
+    assert spark_m["cleaning"] == pandas_m["cleaning"]
+    assert spark_m["labels"] == pandas_m["labels"]
+    assert spark_m["source"]["sha256"] == pandas_m["source"]["sha256"]
+    assert spark_m["source"]["rows"] == pandas_m["source"]["rows"]
+    assert set(spark_m["splits"]) == set(pandas_m["splits"])
+    for name, info in pandas_m["splits"].items():
+        other = spark_m["splits"][name]
+        assert other["format"] == "delta"
+        assert (other["rows"], other["labels"], other["sha256"]) == (
+            info["rows"],
+            info["labels"],
+            info["sha256"],
+        )
+        # Row for row: the ids, texts and labels as the train stage reads them.
+        a = load_split(load_version(root / "pandas", "d", "v1"), name)
+        b = load_split(load_version(root / "spark", "d", "v1"), name)
+        assert b["id"].tolist() == a["id"].tolist()
+        assert b.equals(a)
+
+
+def test_sample_split_is_the_pandas_split(spark, tmp_path: Path) -> None:
+    assert_same(tmp_path, run(SAMPLE_CSV, "pandas", tmp_path), run(SAMPLE_CSV, "spark", tmp_path))
+
+
+@pytest.mark.skipif(not SHARED_CSV.exists(), reason=f"{SHARED_CSV} not found (set PIPECTL_SHARED_DATA)")
+def test_financial_news_split_is_the_pandas_split(spark, tmp_path: Path) -> None:
+    pandas_m = run(SHARED_CSV, "pandas", tmp_path)
+    spark_m = run(SHARED_CSV, "spark", tmp_path)
+    # 6 duplicates and 514 conflicting sentences (/work/shared/data/README.md) go the same way.
+    assert spark_m["cleaning"]["conflict_groups"] == 514
+    assert_same(tmp_path, pandas_m, spark_m)
+
+
+@pytest.mark.parametrize("conflicts", ["drop", "majority", "prefer_non_neutral"])
+def test_rules_match_on_awkward_rows(spark, tmp_path: Path, conflicts: str) -> None:
+    """Surrounding and Unicode spaces, case and spacing variants of one sentence with other labels,
+    quoted newlines and commas, empty texts and labels, a byte order mark, label case folding, a
+    second stratification column."""
+    rows = ["\ufeffSentence,Sentiment,Source"]
+    for i in range(60):
+        label = ["positive", "negative", "neutral"][i % 3]
+        rows.append(f'"Sentence number {i}, with a comma",{label},{"ab"[i % 2]}')
+    rows += [
+        '"  Profit rose\u00a0",positive,a',
+        '"profit   ROSE",neutral,b',
+        '"Profit rose",negative,a',
+        '"Profit rose",neutral,a',
+        '"Two\nlines",Positive,b',
+        '"Two\nlines",positive,b',
+        ",neutral,a",
+        '"No label",,b',
+        '"Sentence number 1, with a comma",negative,b',
+    ]
+    path = tmp_path / "awkward.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    params = {
+        "conflicts": conflicts,
+        "label_case": "fold",
+        "stratify": '["Sentiment", "Source"]',
+        "seed": "7",
+    }
+    assert_same(tmp_path, run(path, "pandas", tmp_path, **params), run(path, "spark", tmp_path, **params))
+
+
+def test_same_refusals(spark, tmp_path: Path) -> None:
+    from sentiment.csvio import DataError
+
+    path = tmp_path / "missing.csv"
+    path.write_text("Sentence,Sentiment\nGood,positive\nBad,N/A\nFine,neutral\n", encoding="utf-8")
+    errors = []
+    for engine in ("pandas", "spark"):
+        with pytest.raises(DataError) as exc:
+            run(path, engine, tmp_path)
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
+    wrong = tmp_path / "cols.csv"
+    wrong.write_text("Text,Label\nGood,positive\n", encoding="utf-8")
+    errors = []
+    for engine in ("pandas", "spark"):
+        with pytest.raises(DataError) as exc:
+            run(wrong, engine, tmp_path)
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
+
+
+def test_delta_table_source(spark, tmp_path: Path) -> None:
+    """A Delta table as the source: rows are numbered in (text, label) order; cleaning and class
+    counts are the CSV's."""
+    pandas_m = run(SAMPLE_CSV, "pandas", tmp_path)
+    table = tmp_path / "raw_delta"
+    spark.read.option("header", "true").option("multiLine", "true").option("escape", '"').csv(
+        str(SAMPLE_CSV)
+    ).write.format("delta").save(str(table))
+    spark_m = run(table, "spark", tmp_path)
+    assert spark_m["source"]["format"] == "table"
+    assert spark_m["source"]["table_version"] == 0
+    assert spark_m["cleaning"] == pandas_m["cleaning"]
+    assert {k: v["rows"] for k, v in spark_m["splits"].items()} == {
+        k: v["rows"] for k, v in pandas_m["splits"].items()
+    }
+
+
+def test_train_refuses_a_split_above_its_limits(spark, tmp_path: Path) -> None:
+    run(SAMPLE_CSV, "spark", tmp_path)
+    version = load_version(tmp_path / "spark", "d", "v1")
+    rows = version.manifest["splits"]["train"]["rows"]
+    with pytest.raises(SplitTooLargeError, match=rf"{rows} rows, above max_split_rows 100"):
+        load_split(version, "train", max_rows=100)
+    with pytest.raises(SplitTooLargeError, match=r"bytes of Parquet .* above max_split_bytes 1000:"):
+        load_split(version, "train", max_bytes=1000)
+    assert len(load_split(version, "train", max_rows=rows)) == rows
+
+    # Through the train stage's parameters: refused before any MLflow run starts.
+    from sentiment.stages import train
+
+    with pytest.raises(SplitTooLargeError, match="max_split_rows 10"):
+        train.run(
+            {
+                "data_root": str(tmp_path / "spark"),
+                "data_name": "d",
+                "data_version": "v1",
+                "project_root": str(REPO),
+                "max_split_rows": "10",
+                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            }
+        )
