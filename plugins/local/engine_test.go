@@ -1,0 +1,43 @@
+package local
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pipectl/pipectl/engine/executor"
+)
+
+// A stage with engine "spark" runs in the venv of requirements-spark.txt
+// (pyspark, delta-spark); every other stage in the pandas one. The state
+// directory reaches the stage for the Spark session's ivy cache.
+func TestSparkEngineStageUsesTheSparkVenv(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"notebooks/pipectl_runner/__main__.py", "notebooks/requirements.txt", "notebooks/requirements-spark.txt", "nb.py"} {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for engine, want := range map[string]string{"spark": "requirements-spark.txt", "pandas": "requirements.txt", "": "requirements.txt"} {
+		task := executor.Task{ProjectRoot: root, Notebook: "nb.py", Params: map[string]string{}}
+		if engine != "" {
+			task.Params["engine"] = engine
+		}
+		l, err := newLayout(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Base(l.requirements) != want {
+			t.Errorf("engine %q: venv from %s, want %s", engine, l.requirements, want)
+		}
+		env := strings.Join(stageEnv(nil, l, ""), "\n")
+		if !strings.Contains(env, "PIPECTL_STATE_DIR="+l.state) {
+			t.Errorf("engine %q: the stage's environment lacks PIPECTL_STATE_DIR=%s:\n%s", engine, l.state, env)
+		}
+	}
+}
