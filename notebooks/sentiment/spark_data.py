@@ -399,7 +399,11 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
 
     manifest = build_manifest(p, ctx, source, report.as_dict(), classes, folds, warnings, split_info)
     manifest["engine"] = "spark"
-    print(f"spark engine: Spark {spark.version}, {spark.conf.get('spark.master', 'Databricks')}")
+    try:
+        master = spark.conf.get("spark.master", "Databricks")
+    except Exception:  # noqa: BLE001 - serverless compute hides some configurations
+        master = "Databricks"
+    print(f"spark engine: Spark {spark.version}, {master}")
     return finish(p, ctx, write, manifest, damaged)
 
 
