@@ -121,30 +121,33 @@ def _read_csv(
 ) -> tuple[DataFrame, dict[str, Any], Any]:
     import codecs
 
-    from .csvio import read_bytes
-    from .paths import sha256_bytes
+    from .csvio import _check_not_binary, decode, read_bytes
 
-    try:
-        codecs.lookup(p.encoding)
-    except LookupError:
-        raise DataError(f"{src}: unknown encoding {p.encoding!r} (parameter 'encoding')") from None
+    decode(b"", p.encoding, src)  # an unknown encoding: the pandas engine's refusal
     if not Path(src).exists():
         read_bytes(src)  # its refusal names the file
-    # The fingerprint and the encoding check stream the file (the driver never holds it whole).
+    # The fingerprint and the encoding check stream the file: the driver never holds it whole,
+    # unless it is refused: then the pandas engine's decode reads it to name the row and column.
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder(p.encoding)("strict")
     size = 0
     with open(src, "rb") as f:
         while chunk := f.read(1 << 22):
+            if size == 0:
+                _check_not_binary(chunk[:8], p.encoding, src)  # magic numbers, byte order marks
             digest.update(chunk)
             try:
                 decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{src}: not valid {p.encoding} near byte {size + exc.start} ({exc.reason}); set the "
-                    "'encoding' parameter to the file's encoding (schemas/encodings.txt)"
-                ) from None
+                bad = b"\x00" in chunk and not codecs.lookup(p.encoding).name.startswith(("utf-16", "utf-32"))
+            except UnicodeDecodeError:
+                bad = True
+            if bad:
+                decode(read_bytes(src), p.encoding, src)  # raises, as the pandas engine would
             size += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        decode(read_bytes(src), p.encoding, src)
     if size == 0:
         raise DataError(f"{src}: the file is empty; expected a header row, then one row per text")
     reader = (
@@ -166,7 +169,7 @@ def _read_csv(
     entry = {
         "path": p.source,
         "resolved_path": str(src),
-        "sha256": digest.hexdigest() if size else sha256_bytes(b""),
+        "sha256": digest.hexdigest(),
         "bytes": size,
         "encoding": p.encoding,
         "columns": columns,
@@ -205,7 +208,9 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
     folds = label_case_folds(labels, p.label_column, src, p.label_case)
     del labels
 
-    # Plain functions (no type hints) for the UDFs: the same Python code as the pandas engine.
+    # The UDFs run the pandas engine's own Python (str.strip, textkey.group_key), shipped by value:
+    # the Python workers (local, or a cluster's) need not import this package.
+    _ship_by_value()
     strip_udf = F.udf(lambda v: _strip(v), StringType())
     key_udf = F.udf(lambda t: group_key(t), StringType())
     extra = [c for c in (p.stratify or []) if c not in (p.label_column, p.text_column)]
@@ -405,6 +410,18 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
         master = "Databricks"
     print(f"spark engine: Spark {spark.version}, {master}")
     return finish(p, ctx, write, manifest, damaged)
+
+
+def _ship_by_value() -> None:
+    """Pickle the UDFs' modules by value (pyspark's cloudpickle), like models.pickled_by_value."""
+    import sys
+
+    from pyspark import cloudpickle
+
+    from . import textkey
+
+    cloudpickle.register_pickle_by_value(textkey)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _cache(df: DataFrame) -> DataFrame:

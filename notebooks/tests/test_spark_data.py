@@ -129,6 +129,30 @@ def test_same_refusals(spark, tmp_path: Path) -> None:
     assert errors[0] == errors[1]
 
 
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("Sentence,Sentiment\nGood,positive\nCaf\xe9 bad,negative\n".encode("latin-1"), "utf-8"),
+        (b"Sentence,Sentiment\nGood,positive\nB\x00ad,negative\n", "utf-8"),
+        (b"\x1f\x8b\x08\x00rest", "utf-8"),
+        (b"Sentence,Sentiment\nGood,positive\n", "no-such-codec"),
+        (b"", "utf-8"),
+    ],
+    ids=["undecodable", "nul", "gzip", "unknown-encoding", "empty"],
+)
+def test_same_file_refusals(spark, tmp_path: Path, content: bytes, encoding: str) -> None:
+    from sentiment.params import ParamError
+
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    errors = []
+    for engine in ("pandas", "spark"):
+        with pytest.raises((ValueError, ParamError)) as exc:
+            run(path, engine, tmp_path, encoding=encoding)
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
+
+
 def test_delta_table_source(spark, tmp_path: Path) -> None:
     """A Delta table as the source: rows are numbered in (text, label) order; cleaning and class
     counts are the CSV's."""
