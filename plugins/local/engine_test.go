@@ -41,3 +41,22 @@ func TestSparkEngineStageUsesTheSparkVenv(t *testing.T) {
 		}
 	}
 }
+
+// Without requirements-spark.txt (a project from before the engine), a
+// spark stage fails naming the file and the way out.
+func TestSparkEngineWithoutItsRequirements(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"notebooks/pipectl_runner/__main__.py", "notebooks/requirements.txt", "nb.py"} {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := newLayout(executor.Task{ProjectRoot: root, Notebook: "nb.py", Params: map[string]string{"engine": "spark"}})
+	if err == nil || !strings.Contains(err.Error(), "requirements-spark.txt not found") || !strings.Contains(err.Error(), "engine: pandas") {
+		t.Fatalf("err = %v, want one naming requirements-spark.txt and engine: pandas", err)
+	}
+}

@@ -188,6 +188,9 @@ func newLayout(t executor.Task) (layout, error) {
 	if err := checkPythonDir(l.pythonDir); err != nil {
 		return layout{}, err
 	}
+	if _, err := os.Stat(l.requirements); err != nil {
+		return layout{}, fmt.Errorf("%s not found: a stage with engine \"spark\" runs in a venv built from it (the runtime requirements plus pyspark and delta-spark: copy it from pipectl's template with pipectl init, or set engine: pandas)", l.requirements)
+	}
 	if _, err := os.Stat(filepath.Join(l.root, l.notebook)); err != nil {
 		return layout{}, fmt.Errorf("notebook %s: not found under %s", l.notebook, l.root)
 	}
