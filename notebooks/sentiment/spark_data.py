@@ -6,15 +6,15 @@ The same rules as the pandas engine, computed on Spark, and the same split row f
   0-based data row, from the file's order), a Delta table (a directory with `_delta_log`) or a
   table name (`catalog.schema.table`, Unity Catalog or the session's catalog). A table has no row
   order: its rows are numbered in (text, label) order, so the id is still deterministic.
-- The label column is checked on the driver with the pandas engine's own functions (missing-value
-  spellings, case clashes): one short column.
+- The labels are checked with the pandas engine's own functions (missing-value spellings, case
+  clashes): on the distinct spellings first; the column comes to the driver only when they find one.
 - Cleaning reuses the pure-Python rules: surrounding whitespace (`str.strip`) and the group key
-  (`textkey.group_key`) in a Python UDF, exact duplicates and conflicting groups in Spark, the few
+  (`textkey.group_key`) in Python UDFs, exact duplicates and conflicting groups in Spark, the few
   conflicting groups resolved on the driver with `cleaning.resolve_labels`.
-- The split is computed on the driver by `split.split_group_table` from the group table (one row per
-  group: key, stratum of its first row, size), which Spark aggregates, and joined back. The pandas
-  engine's `split_groups` is the same function applied to its groups, so the assignment is
-  identical by construction. The driver holds one entry per distinct text, not the rows.
+- The split is `split.split_strata`, the pandas engine's deal, fed the sizes of each stratum's groups
+  in key order: Spark aggregates the groups and ranks them by key (code point order, as Python's
+  `sorted`); the driver gets three integers per group and the assignment is joined back by (stratum,
+  rank). Identical to the pandas engine by construction.
 - The splits are Delta tables `<version>/<split>/`; the manifest is the pandas engine's, with
   `"format": "delta"` per split and the same content hashes (rows streamed to the driver in id
   order through `dataset.content_sha256_chunks`).
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cleaning import CleaningReport, resolve_labels
-from .csvio import DELIMITERS, DataError
+from .csvio import DELIMITERS, MISSING_LABELS, DataError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -178,14 +178,16 @@ def _read_csv(
 
 
 def create_spark(p: DataParams, ctx: Context) -> StageResult:
+    import numpy as np
+    import pyarrow as pa
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
+    from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, StructType
 
     from .csvio import check_labels, label_case_folds
     from .dataset import content_sha256_chunks
     from .spark import get_spark
-    from .split import TRAIN, SplitError, split_group_table
+    from .split import TRAIN, SplitError, split_strata
     from .stages.data import build_manifest, finish, strata_error
     from .textkey import group_key
 
@@ -199,14 +201,25 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
         )
     source["rows"] = n_raw
 
-    # The label column, in row order, through the pandas engine's checks (positions = row ids).
-    import pandas as pd
+    # The labels' checks look at the distinct spellings (few); only when one finds something (a
+    # missing-value spelling, labels differing by case) does the label column come to the driver,
+    # in row order, through the pandas engine's own functions, for their exact messages and folds.
+    spellings = [
+        r["l"] for r in df.select(F.col(p.label_column).cast("string").alias("l")).distinct().collect()
+    ]
+    stripped = {x.strip() for x in spellings if x is not None and x.strip()}
+    by_case: dict[str, set[str]] = {}
+    for x in stripped:
+        by_case.setdefault(x.casefold(), set()).add(x)
+    folds: dict[str, str] = {}
+    if any(x.lower() in MISSING_LABELS for x in stripped) or any(len(v) > 1 for v in by_case.values()):
+        import pandas as pd
 
-    label_rows = df.select("__row", F.col(p.label_column).cast("string").alias("l")).orderBy("__row")
-    labels = pd.DataFrame({p.label_column: [r["l"] for r in label_rows.toLocalIterator()]})
-    check_labels(labels, p.label_column, src)
-    folds = label_case_folds(labels, p.label_column, src, p.label_case)
-    del labels
+        label_rows = df.select("__row", F.col(p.label_column).cast("string").alias("l")).orderBy("__row")
+        labels = pd.DataFrame({p.label_column: [r["l"] for r in label_rows.toLocalIterator()]})
+        check_labels(labels, p.label_column, src)
+        folds = label_case_folds(labels, p.label_column, src, p.label_case)
+        del labels
 
     # The UDFs run the pandas engine's own Python (str.strip, textkey.group_key), shipped by value:
     # the Python workers (local, or a cluster's) need not import this package.
@@ -328,10 +341,8 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
 
     strat_cols = [stratum_expr(c) for c in p.stratify] if p.stratify is not None else [F.lit("")]
     with_stratum = cleaned.withColumn("stratum", F.array(*strat_cols))
-    groups = (
-        with_stratum.groupBy("group")
-        .agg(F.count(F.lit(1)).alias("size"), F.min_by("stratum", "row").alias("stratum"))
-        .collect()
+    groups = with_stratum.groupBy("group").agg(
+        F.count(F.lit(1)).alias("size"), F.min_by("stratum", "row").alias("stratum")
     )
 
     def as_stratum(values: list[str]) -> Any:
@@ -339,41 +350,68 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
             values[0] if len(values) == 1 and (p.stratify is None or len(p.stratify) == 1) else tuple(values)
         )
 
-    keys = [g["group"] for g in groups]
-    strata = [as_stratum(list(g["stratum"])) for g in groups]
-    sizes = [int(g["size"]) for g in groups]
+    # The strata are few: number them, and each group by its key's rank within its stratum (Spark
+    # orders strings by code point, as Python's sorted does). The driver gets three numbers per group.
+    per = (
+        groups.groupBy("stratum")
+        .agg(F.count(F.lit(1)).alias("groups"), F.sum("size").alias("rows"))
+        .orderBy("stratum")
+        .collect()
+    )
+    strata = [as_stratum(list(r["stratum"])) for r in per]
     fractions = {"test": p.test_size}
     if p.holdout:
         fractions["holdout"] = p.holdout_size
     needed = len(fractions) + 1
     if p.stratify is not None:
-        per: dict[Any, list[int]] = {}
-        for s, size in zip(strata, sizes, strict=True):
-            per.setdefault(s, [0, 0])
-            per[s][0] += 1
-            per[s][1] += size
-        for s in sorted(per, key=repr):
-            n_groups, n_rows = per[s]
-            if n_groups < needed:
-                value = list(s) if isinstance(s, tuple) else [s]
+        for s, r in sorted(zip(strata, per, strict=True), key=lambda x: repr(x[0])):
+            if r["groups"] < needed:
                 rows = (
-                    with_stratum.filter(F.col("stratum") == F.array(*[F.lit(v) for v in value]))
+                    with_stratum.filter(F.col("stratum") == F.array(*[F.lit(v) for v in r["stratum"]]))
                     .select("row")
                     .orderBy("row")
                     .limit(5)
                     .collect()
                 )
-                raise strata_error(p, src, s, [r["row"] + 1 for r in rows], n_rows, n_groups, needed)
+                first_rows = [x["row"] + 1 for x in rows]
+                raise strata_error(p, src, s, first_rows, int(r["rows"]), int(r["groups"]), needed)
+    codes = spark.createDataFrame(
+        [(list(r["stratum"]), i) for i, r in enumerate(per)],
+        StructType(
+            [
+                StructField("stratum", ArrayType(StringType()), False),
+                StructField("code", IntegerType(), False),
+            ]
+        ),
+    )
+    ranked = (
+        groups.join(F.broadcast(codes), "stratum")
+        .withColumn("rank", F.row_number().over(Window.partitionBy("code").orderBy("group")) - F.lit(1))
+        .select("group", "code", "rank", "size")
+        .transform(_cache)
+    )
+    table = ranked.select("code", "rank", "size").toArrow()
+    code = table.column("code").to_numpy()
+    rank = table.column("rank").to_numpy()
+    size = table.column("size").to_numpy()
+    del table
+    by = np.lexsort((rank, code))  # by stratum, then key order
+    code, rank, size = code[by], rank[by], size[by]
+    bounds = np.searchsorted(code, np.arange(len(per) + 1))
+    sizes_by_stratum = {strata[i]: size[bounds[i] : bounds[i + 1]] for i in range(len(per))}
     try:
-        dest = split_group_table(keys, strata, sizes, fractions, p.seed)
+        dest = split_strata(sizes_by_stratum, fractions, p.seed)
     except SplitError as exc:
         raise DataError(f"{src}: column {p.label_column!r}: {exc}") from None
+    dest_all = np.concatenate([dest[strata[i]] for i in range(len(per))]) if per else np.zeros(0, np.int8)
     assignment = spark.createDataFrame(
-        list(zip(keys, dest, strict=True)),
-        StructType([StructField("group", StringType(), False), StructField("split", StringType(), False)]),
+        pa.table({"code": pa.array(code, pa.int32()), "rank": pa.array(rank, pa.int32()), "d": dest_all})
     )
+    names = F.array(*[F.lit(n) for n in [TRAIN, *fractions]])
     final = (
-        cleaned.join(assignment, "group")
+        ranked.join(assignment, ["code", "rank"])
+        .select("group", names[F.col("d").cast("int")].alias("split"))
+        .join(cleaned, "group")
         .select(F.col("row").cast("string").alias("id"), "text", "label", "split", F.col("row"))
         .transform(_cache)
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 TRAIN = "train"
 
@@ -79,16 +80,40 @@ def split_group_table(
     seed: int,
 ) -> list[str]:
     """The split of every group, from one entry per group: its key, its stratum (that of its first
-    row) and its size in rows. `split_groups` is this applied to the groups of its rows, so an engine
-    that computes the group table otherwise (the spark engine, with Spark) gets the same split.
+    row) and its size in rows. `split_groups` is this applied to the groups of its rows.
 
     The result does not depend on the order of the entries: groups are ordered by key within a
-    stratum and strata by name before the seeded deal."""
+    stratum (`split_strata`) and strata by name before the seeded deal."""
     import numpy as np
-    import pandas as pd
 
     if not (len(keys) == len(strata) == len(sizes)):
         raise ValueError("keys, strata and sizes must have the same length")
+    members: dict[Hashable, list[int]] = {}
+    for g, s in enumerate(strata):
+        members.setdefault(s, []).append(g)
+    for gs in members.values():
+        gs.sort(key=keys.__getitem__)
+    dest = split_strata(
+        {s: np.asarray([sizes[g] for g in gs], dtype=np.int64) for s, gs in members.items()}, fractions, seed
+    )
+    out = [TRAIN] * len(keys)
+    names = [TRAIN, *fractions]
+    for s, gs in members.items():
+        for g, d in zip(gs, dest[s].tolist(), strict=True):
+            out[g] = names[d]
+    return out
+
+
+def split_strata(
+    sizes_by_stratum: dict[Hashable, Any], fractions: dict[str, float], seed: int
+) -> dict[Hashable, Any]:
+    """The deal itself. `sizes_by_stratum` maps each stratum to the sizes (rows) of its groups in
+    the order of their keys (code point order: Python's `sorted`, and Spark's order of strings).
+    Returns, per stratum, an int8 array in the same order: 0 for train, i + 1 for the i-th split of
+    `fractions`. Only sizes reach it, not keys: the spark engine sends the driver one number per
+    group."""
+    import numpy as np
+
     if TRAIN in fractions:
         raise ValueError("train gets the rest; do not give it a fraction")
     total_fraction = sum(fractions.values())
@@ -97,50 +122,35 @@ def split_group_table(
             "split fractions must be positive and add up to less than 1 (train gets the rest); "
             f"got {', '.join(f'{k}={v:g}' for k, v in fractions.items())}"
         )
-    keys = list(keys)
-    sizes = [int(x) for x in sizes]
-    n = sum(sizes)
+    sizes_of = {s: np.asarray(v, dtype=np.int64) for s, v in sizes_by_stratum.items() if len(v)}
+    n = int(sum(int(v.sum()) for v in sizes_of.values()))
     if n == 0:
         raise SplitError("no rows to split")
-
-    stratum_index: dict[Hashable, int] = {}
-    stratum_of_group = np.fromiter(
-        (stratum_index.setdefault(s, len(stratum_index)) for s in strata), dtype=np.int64, count=len(keys)
-    )
-    all_strata = list(stratum_index)
-    by_stratum = np.argsort(stratum_of_group, kind="stable")  # groups, stratum by stratum
-    ends = np.cumsum(np.bincount(stratum_of_group, minlength=len(all_strata)))
-    starts = ends - np.bincount(stratum_of_group, minlength=len(all_strata))
-    members = {
-        all_strata[si]: by_stratum[starts[si] : ends[si]].tolist() for si in pd.unique(stratum_of_group)
-    }
-    order = sorted(members, key=lambda s: (_label(s), repr(s)))
+    order = sorted(sizes_of, key=lambda s: (_label(s), repr(s)))
     names = list(fractions)
     needed = len(names) + 1
     for s in order:
-        gs = members[s]
-        if len(gs) < needed:
-            rows = sum(sizes[g] for g in gs)
+        if len(sizes_of[s]) < needed:
             raise SplitError(
-                f"class {_label(s)!r} has {rows} row(s) in {len(gs)} distinct text(s): too few to "
-                f"stratify into {needed} splits (train, {', '.join(names)}); each needs at least "
-                f"one. Add data, drop the class, or set stratify to null"
+                f"class {_label(s)!r} has {int(sizes_of[s].sum())} row(s) in {len(sizes_of[s])} distinct "
+                f"text(s): too few to stratify into {needed} splits (train, {', '.join(names)}); each "
+                f"needs at least one. Add data, drop the class, or set stratify to null"
             )
 
-    rows_per_stratum = [sum(sizes[g] for g in members[s]) for s in order]
+    rows_per_stratum = [int(sizes_of[s].sum()) for s in order]
     targets: dict[str, list[int]] = {}
     for name in names:
         shares = apportion(round(fractions[name] * n), rows_per_stratum, fractions[name])
         targets[name] = [max(1, t) for t in shares]
 
     rng = np.random.default_rng(seed)
-    dest_of_group = [0] * len(keys)  # 0: train, i + 1: names[i]
-    dests = [TRAIN, *names]
+    out: dict[Hashable, Any] = {}
     for si, s in enumerate(order):
-        gs = sorted(members[s], key=keys.__getitem__)
+        sizes = sizes_of[s].tolist()
+        dest_of_group = [0] * len(sizes)  # 0: train, i + 1: names[i]
         counts = [0] * len(names)
         wanted = [targets[name][si] for name in names]
-        dealt = [gs[i] for i in rng.permutation(len(gs)).tolist()]
+        dealt = rng.permutation(len(sizes)).tolist()
         for g in dealt:
             size = sizes[g]
             dest = 0
@@ -160,10 +170,11 @@ def split_group_table(
                     smallest = min(in_train, key=sizes.__getitem__)
                     dest_of_group[smallest] = j + 1
                     counts[j] += sizes[smallest]
-        if 0 not in {dest_of_group[g] for g in gs} or 0 in counts:
+        if 0 not in dest_of_group or 0 in counts:
             raise SplitError(
-                f"class {_label(s)!r} has {rows_per_stratum[si]} row(s) in {len(gs)} distinct "
+                f"class {_label(s)!r} has {rows_per_stratum[si]} row(s) in {len(sizes)} distinct "
                 f"text(s): too few for {', '.join(f'{k}={v:g}' for k, v in fractions.items())}; "
                 "train or another split would get none"
             )
-    return [dests[d] for d in dest_of_group]
+        out[s] = np.asarray(dest_of_group, dtype=np.int8)
+    return out
