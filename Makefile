@@ -1,7 +1,8 @@
 # pipectl's checks. `make test` is THE test command: the README, CI
 # (.github/workflows/ci.yml) and .ci/run call it. On a fresh clone it builds
-# what the tests need (one Python venv from notebooks/requirements.txt plus
-# the test tools) and runs every check once.
+# what the tests need (a Python venv from notebooks/requirements.txt plus
+# the test tools, and the Spark engine's from notebooks/requirements-spark.txt)
+# and runs every check once.
 #
 # Benchmarks are not tests: `make bench` (docs/BENCHMARKS.md), and
 # `make bench-smoke`, a seconds-long run that keeps the suite from rotting.
