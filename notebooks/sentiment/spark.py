@@ -1,7 +1,8 @@
 """The Spark session of the `spark` engine (docs/STAGES.md, "Engines").
 
 On Databricks the session the cluster or serverless compute provides is used as is. Elsewhere a local
-one is started once per process: master `local[2]` (or $PIPECTL_SPARK_MASTER), Delta Lake enabled with
+one is started once per process: master `local[2]` (or $PIPECTL_SPARK_MASTER; the JVM's heap
+$PIPECTL_SPARK_DRIVER_MEMORY, e.g. 4g), Delta Lake enabled with
 delta-spark's `configure_spark_with_delta_pip` (its jars come from Maven Central into an ivy cache
 under the state directory the first time), the warehouse and Derby metastore under the state
 directory, and the executors' Python the current interpreter. pyspark and delta-spark are in
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 MASTER_ENV = "PIPECTL_SPARK_MASTER"
+DRIVER_MEMORY_ENV = "PIPECTL_SPARK_DRIVER_MEMORY"  # e.g. "4g"; unset: Spark's default (1g)
 STATE_ENV = "PIPECTL_STATE_DIR"
 DEFAULT_MASTER = "local[2]"
 
@@ -82,6 +84,10 @@ def get_spark(app_name: str = "pipectl") -> SparkSession:
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    # In local mode the driver is the executor: its heap holds cached data and what is collected.
+    memory = os.environ.get(DRIVER_MEMORY_ENV)
+    if memory:
+        builder = builder.config("spark.driver.memory", memory)
     try:
         return configure_spark_with_delta_pip(builder).getOrCreate()
     except Exception as exc:  # noqa: BLE001 - Java missing or too old, Maven Central unreachable: any error

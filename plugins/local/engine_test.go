@@ -35,8 +35,8 @@ func TestSparkEngineStageUsesTheSparkVenv(t *testing.T) {
 		if filepath.Base(l.requirements) != want {
 			t.Errorf("engine %q: venv from %s, want %s", engine, l.requirements, want)
 		}
-		env := strings.Join(stageEnv(nil, l, ""), "\n")
-		if !strings.Contains(env, "PIPECTL_STATE_DIR="+l.state) {
+		env := strings.Join(stageEnv([]string{"PIPECTL_STATE_DIR=/elsewhere"}, l, ""), "\n")
+		if !strings.Contains(env, "PIPECTL_STATE_DIR="+l.state) || strings.Contains(env, "/elsewhere") {
 			t.Errorf("engine %q: the stage's environment lacks PIPECTL_STATE_DIR=%s:\n%s", engine, l.state, env)
 		}
 	}

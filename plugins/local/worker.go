@@ -68,7 +68,8 @@ type worker struct {
 // stageEnv is the environment of a stage's runner (and, without the
 // per-stage variables, of the worker).
 func stageEnv(environ []string, l layout, trackingURI string) []string {
-	env := append(scrubEnv(environ),
+	inherited := slices.DeleteFunc(scrubEnv(environ), func(kv string) bool { return strings.HasPrefix(kv, "PIPECTL_STATE_DIR=") })
+	env := append(inherited,
 		"PYTHONUNBUFFERED=1",
 		"PYTHONPATH="+l.pythonDir, // the runner package
 		// Where a local Spark session keeps its ivy cache and warehouse
