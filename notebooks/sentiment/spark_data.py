@@ -178,6 +178,11 @@ def _read_csv(
 
 
 def create_spark(p: DataParams, ctx: Context) -> StageResult:
+    from .spark import get_spark
+
+    # First: without pyspark it raises the error that names the Spark venv.
+    spark = get_spark(app_name=f"pipectl data {p.data_name}/{p.data_version}")
+
     import numpy as np
     import pyarrow as pa
     from pyspark.sql import Window
@@ -186,12 +191,10 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
 
     from .csvio import check_labels, label_case_folds
     from .dataset import content_sha256_chunks
-    from .spark import get_spark
     from .split import TRAIN, SplitError, split_strata
     from .stages.data import build_manifest, finish, strata_error
     from .textkey import group_key
 
-    spark = get_spark(app_name=f"pipectl data {p.data_name}/{p.data_version}")
     df, source, src = _read_source(spark, p, ctx)
     df = df.transform(_cache)
     n_raw = df.count()
