@@ -57,6 +57,9 @@ def get_spark(app_name: str = "pipectl") -> SparkSession:
     active = session_class.getActiveSession()
     if active is not None:
         return active
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        # On Databricks (classic or serverless) the builder returns the session the compute made.
+        return session_class.builder.getOrCreate()
     from delta import configure_spark_with_delta_pip
 
     state = state_dir() / "spark"
