@@ -40,17 +40,41 @@ type Source struct {
 	Tag      string `json:"tag,omitempty"`
 }
 
-// Compute chooses where notebook tasks run.
+// Compute chooses where notebook tasks run (compute.go turns it into the
+// API's structs).
 type Compute struct {
 	// Kind is "serverless", "existing_cluster" or "new_cluster".
-	Kind               string            `json:"kind"`
-	EnvironmentVersion string            `json:"environment_version,omitempty"`
-	ExistingClusterID  string            `json:"existing_cluster_id,omitempty"`
-	SparkVersion       string            `json:"spark_version,omitempty"`
-	NodeTypeID         string            `json:"node_type_id,omitempty"`
-	NumWorkers         int               `json:"num_workers,omitempty"`
-	SparkConf          map[string]string `json:"spark_conf,omitempty"`
-	CustomTags         map[string]string `json:"custom_tags,omitempty"`
+	Kind               string `json:"kind"`
+	EnvironmentVersion string `json:"environment_version,omitempty"`
+	ExistingClusterID  string `json:"existing_cluster_id,omitempty"`
+	SparkVersion       string `json:"spark_version,omitempty"`
+	NodeTypeID         string `json:"node_type_id,omitempty"`
+	DriverNodeTypeID   string `json:"driver_node_type_id,omitempty"`
+	// NumWorkers is nil when unset: 1 without autoscale.
+	NumWorkers           *int              `json:"num_workers,omitempty"`
+	Autoscale            *Autoscale        `json:"autoscale,omitempty"`
+	InstancePoolID       string            `json:"instance_pool_id,omitempty"`
+	DriverInstancePoolID string            `json:"driver_instance_pool_id,omitempty"`
+	PolicyID             string            `json:"policy_id,omitempty"`
+	DataSecurityMode     string            `json:"data_security_mode,omitempty"`
+	SingleUserName       string            `json:"single_user_name,omitempty"`
+	SparkConf            map[string]string `json:"spark_conf,omitempty"`
+	SparkEnvVars         map[string]string `json:"spark_env_vars,omitempty"`
+	CustomTags           map[string]string `json:"custom_tags,omitempty"`
+}
+
+// Autoscale bounds the workers of an autoscaling cluster.
+type Autoscale struct {
+	MinWorkers int `json:"min_workers"`
+	MaxWorkers int `json:"max_workers"`
+}
+
+// workers is the fixed size of a new cluster.
+func (c Compute) workers() int {
+	if c.NumWorkers == nil {
+		return 1
+	}
+	return *c.NumWorkers
 }
 
 // Source and compute kinds.
@@ -82,8 +106,18 @@ func ParseConfig(raw json.RawMessage) (*Config, error) {
 	if c.Compute.Kind == "" {
 		c.Compute.Kind = ComputeServerless
 	}
-	if c.Compute.Kind == ComputeServerless && c.Compute.EnvironmentVersion == "" {
-		c.Compute.EnvironmentVersion = "3"
+	switch c.Compute.Kind {
+	case ComputeServerless:
+		if c.Compute.EnvironmentVersion == "" {
+			c.Compute.EnvironmentVersion = DefaultEnvironmentVersion
+		}
+	case ComputeNewCluster:
+		if c.Compute.SparkVersion == "" {
+			c.Compute.SparkVersion = DefaultSparkVersion
+		}
+		if c.Compute.DataSecurityMode == "" {
+			c.Compute.DataSecurityMode = DefaultDataSecurityMode
+		}
 	}
 	if c.MaxConcurrentRuns == 0 {
 		c.MaxConcurrentRuns = 1
@@ -219,9 +253,7 @@ func (c *Config) Validate(env Env, field, projectRoot string, notebooks []string
 			errf("compute.existing_cluster_id", "compute.kind is existing_cluster but existing_cluster_id is empty")
 		}
 	case ComputeNewCluster:
-		if c.Compute.SparkVersion == "" || c.Compute.NodeTypeID == "" {
-			errf("compute", "compute.kind is new_cluster but spark_version or node_type_id is empty")
-		}
+		ds = append(ds, c.Compute.validateCluster(field+".compute")...)
 	default:
 		errf("compute.kind", "compute.kind %q is not serverless, existing_cluster or new_cluster", c.Compute.Kind)
 	}

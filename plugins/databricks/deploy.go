@@ -81,12 +81,14 @@ func SchedulePause(p *spec.Pipeline, t *spec.Target) (status jobs.PauseStatus, w
 // SchedulePause says otherwise) and tags that identify the deployment.
 func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gitCommit string) (jobs.JobSettings, error) {
 	p, t := pl.Pipeline, pl.Target
+	comp := NewComputeSpec(cfg, reqs)
 	s := jobs.JobSettings{
 		Name:              JobName(p.Name, t.Name),
 		Description:       strings.TrimSpace(p.Description + "\n\nDeployed by pipectl from specs; changes made here are overwritten by the next pipectl deploy."),
 		MaxConcurrentRuns: cfg.MaxConcurrentRuns,
 		Queue:             &jobs.QueueSettings{Enabled: true},
-		Environments:      environments(cfg, reqs),
+		Environments:      comp.Environments(),
+		JobClusters:       comp.JobClusters(),
 		GitSource:         loc.gitSource(),
 		EditMode:          jobs.JobEditModeUiLocked,
 	}
@@ -140,7 +142,7 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		for _, need := range slices.Sorted(slices.Values(st.Needs)) {
 			task.DependsOn = append(task.DependsOn, jobs.TaskDependency{TaskKey: need})
 		}
-		applyCompute(cfg, reqs, &task)
+		comp.ApplyJob(&task)
 		s.Tasks = append(s.Tasks, task)
 	}
 	return s, nil

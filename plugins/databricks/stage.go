@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/pipectl/pipectl/engine/executor"
@@ -69,37 +68,6 @@ func place(c *Config, projectRoot string) executor.Place {
 		ExperimentRoot: c.ExperimentRoot, Catalog: c.Catalog, Schema: c.Schema}
 }
 
-// environments is the serverless environment built from the notebooks'
-// requirements, or nothing for cluster compute.
-func environments(c *Config, reqs []string) []jobs.JobEnvironment {
-	if c.Compute.Kind != ComputeServerless {
-		return nil
-	}
-	return []jobs.JobEnvironment{{EnvironmentKey: environmentKey,
-		Spec: &compute.Environment{EnvironmentVersion: c.Compute.EnvironmentVersion, Dependencies: reqs}}}
-}
-
-// applyCompute puts the target's compute on a task: the serverless
-// environment, or a cluster with the requirements as PyPI libraries.
-func applyCompute(c *Config, reqs []string, t *jobs.Task) {
-	var libs []compute.Library
-	for _, r := range reqs {
-		libs = append(libs, compute.Library{Pypi: &compute.PythonPyPiLibrary{Package: r}})
-	}
-	switch c.Compute.Kind {
-	case ComputeServerless:
-		t.EnvironmentKey = environmentKey
-	case ComputeExistingCluster:
-		t.ExistingClusterId = c.Compute.ExistingClusterID
-		t.Libraries = libs
-	case ComputeNewCluster:
-		t.NewCluster = &compute.ClusterSpec{SparkVersion: c.Compute.SparkVersion, NodeTypeId: c.Compute.NodeTypeID,
-			NumWorkers: c.Compute.NumWorkers, SparkConf: c.Compute.SparkConf, CustomTags: c.Compute.CustomTags,
-			ForceSendFields: []string{"NumWorkers"}}
-		t.Libraries = libs
-	}
-}
-
 // idempotencyToken identifies one attempt of one stage of one pipectl run:
 // a retried submit call returns the run the first call started.
 func idempotencyToken(runID, stage string, attempt int) string {
@@ -137,7 +105,8 @@ func (s submitRequest) build() (jobs.SubmitRun, error) {
 		return jobs.SubmitRun{}, err
 	}
 	task := jobs.Task{TaskKey: s.stage, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(s.timeout)}
-	applyCompute(s.cfg, s.reqs, &task)
+	comp := NewComputeSpec(s.cfg, s.reqs)
+	comp.ApplySubmit(&task)
 	var st jobs.SubmitTask
 	if err := convertJSON(task, &st); err != nil {
 		return jobs.SubmitRun{}, err
@@ -146,7 +115,7 @@ func (s submitRequest) build() (jobs.SubmitRun, error) {
 		RunName:          fmt.Sprintf("pipectl %s/%s on %s, run %s, attempt %d", s.pipeline, s.stage, s.target, s.runID, s.attempt),
 		Tasks:            []jobs.SubmitTask{st},
 		GitSource:        s.loc.gitSource(),
-		Environments:     environments(s.cfg, s.reqs),
+		Environments:     comp.Environments(),
 		IdempotencyToken: idempotencyToken(s.runID, s.stage, s.attempt),
 		TimeoutSeconds:   timeoutSeconds(s.timeout),
 		Queue:            &jobs.QueueSettings{Enabled: true},

@@ -197,6 +197,9 @@ func validateSettings(s *jobs.JobSettings) error {
 	if err := validateTasks(s.Tasks, s.Environments, s.GitSource); err != nil {
 		return err
 	}
+	if err := validateCompute(s.Tasks, s.JobClusters, false); err != nil {
+		return err
+	}
 	if s.MaxConcurrentRuns < 0 || s.MaxConcurrentRuns > 1000 {
 		return fmt.Errorf("max_concurrent_runs must be between 0 and 1000")
 	}

@@ -496,6 +496,10 @@ func (e *Emulator) runsSubmit(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "%v", err)
 		return
 	}
+	if err := validateCompute(tasks, nil, true); err != nil {
+		badRequest(w, "%v", err)
+		return
+	}
 	name := req.RunName
 	if name == "" {
 		name = "Untitled"
