@@ -65,7 +65,7 @@ func (c *DeployCmd) Run(app *App) error {
 	if err := app.checkDeployable(pl, c.Destroy); err != nil {
 		return err
 	}
-	d := &databricks.Deployer{Env: app.Getenv}
+	d := &databricks.Deployer{Env: app.Getenv, Stderr: app.Stderr}
 	var out *databricks.Outcome
 	if c.Destroy {
 		out, err = d.Destroy(app.Ctx, pl, c.DryRun)

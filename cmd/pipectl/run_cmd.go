@@ -162,6 +162,11 @@ func (c *RunCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	for i := range ds {
+		if !ds[i].Pos.IsValid() {
+			ds[i].Pos = pl.Target.Pos // executors know fields, not positions
+		}
+	}
 	app.printDiagnostics(ds)
 	if ds.HasErrors() {
 		fmt.Fprintf(app.Stderr, "pipectl: target %s cannot run %s: %s\n", pl.Target.Name, pl.Pipeline.Name, ds.Summary())

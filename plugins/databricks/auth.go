@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	sdk "github.com/databricks/databricks-sdk-go"
 	"github.com/databricks/databricks-sdk-go/apierr"
@@ -53,17 +54,38 @@ type Client struct {
 // ...), then ~/.databrickscfg (HOME from env). transport may wrap the
 // HTTP transport (nil: the default). Errors are redacted.
 func NewClient(c *Config, env Env, transport http.RoundTripper) (*Client, error) {
+	return newClient(c, env, transport, nil)
+}
+
+// newClient is NewClient telling progress while it waits for an
+// unreachable workspace (probe.go). A workspace that does not answer
+// within the target's connect_timeout is an error here, before any call;
+// the SDK's own retries are bounded by the same timeout (its default is 5
+// minutes of silence).
+func newClient(c *Config, env Env, transport http.RoundTripper, progress func(string)) (*Client, error) {
+	silenceSDKLogger()
+	timeout := c.connectTimeout()
 	cfg := &config.Config{
-		Host:          c.Host,
-		Profile:       c.Profile,
-		Loaders:       []config.Loader{envLoader{env}, config.ConfigFile},
-		HTTPTransport: transport,
+		Host:                c.Host,
+		Profile:             c.Profile,
+		Loaders:             []config.Loader{envLoader{env}, config.ConfigFile},
+		HTTPTransport:       transport,
+		RetryTimeoutSeconds: int(max(timeout/time.Second, 1)),
 	}
 	if env.get("DATABRICKS_CONFIG_FILE") == "" && env.get("HOME") != "" {
 		cfg.ConfigFile = filepath.Join(env.get("HOME"), ".databrickscfg")
 	}
+	base := transport
+	if rt, ok := transport.(*retryTransport); ok {
+		base = rt.base // any answer will do: no waiting out a 503
+	}
+	var unreachable error
+	cfg.HostMetadataResolver = probingResolver(cfg, probe{base: base, timeout: timeout, progress: progress}, &unreachable)
 	red := newRedactor(env)
 	w, err := sdk.NewWorkspaceClient((*sdk.Config)(cfg))
+	if unreachable != nil {
+		return nil, red.err(unreachable)
+	}
 	if err != nil {
 		return nil, red.err(fmt.Errorf("databricks auth: %w", err))
 	}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pipectl/pipectl/engine/diag"
 )
@@ -27,6 +28,9 @@ type Config struct {
 	Volume            string  `json:"volume"`
 	ExperimentRoot    string  `json:"experiment_root"`
 	MaxConcurrentRuns int     `json:"max_concurrent_runs,omitempty"`
+	// ConnectTimeout bounds the wait for an unreachable workspace (a Go
+	// duration, e.g. "30s"; default DefaultConnectTimeout).
+	ConnectTimeout string `json:"connect_timeout,omitempty"`
 }
 
 // Source says where Databricks reads notebooks from.
@@ -218,6 +222,12 @@ func (c *Config) Validate(env Env, field, projectRoot string, notebooks []string
 	if c.Host == "" && c.Profile == "" && env.get("DATABRICKS_HOST") == "" && env.get("DATABRICKS_CONFIG_PROFILE") == "" && !hasConfigFile(env) {
 		d := errf("host", "no Databricks workspace is configured")
 		d.Fix = "set DATABRICKS_HOST (e.g. https://adb-123.4.azuredatabricks.net), or databricks.host or databricks.profile in the target"
+	} else if host, missing := credentialsMissing(c, env); missing {
+		d := errf("host", "no Databricks credentials for %s", host)
+		d.Fix = "set DATABRICKS_TOKEN (a personal access token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (a service principal), or DATABRICKS_AUTH_TYPE=github-oidc in GitHub Actions; or run databricks auth login and name the profile in databricks.profile"
+	}
+	if d, err := time.ParseDuration(c.ConnectTimeout); c.ConnectTimeout != "" && (err != nil || d <= 0) {
+		errf("connect_timeout", "connect_timeout %q is not a positive duration", c.ConnectTimeout).Fix = `use a Go duration such as "30s" or "2m"`
 	}
 	root := c.WorkspaceRoot
 	switch {

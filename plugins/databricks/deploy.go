@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -154,6 +155,9 @@ type Deployer struct {
 	Env Env
 	// Transport is the HTTP transport under the retry layer (nil: default).
 	Transport http.RoundTripper
+	// Stderr receives progress lines while an unreachable workspace is
+	// retried (nil: none).
+	Stderr io.Writer
 }
 
 // DeployOptions select what Deploy does.
@@ -354,7 +358,7 @@ func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := NewClient(cfg, d.Env, newRetryTransport(d.Transport))
+	c, err := newClient(cfg, d.Env, newRetryTransport(d.Transport), progressTo(d.Stderr))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -30,16 +32,22 @@ type Executor struct {
 	Transport http.RoundTripper
 	// Poll is the polling schedule; zero values use DefaultPoll.
 	Poll Poll
+	// Stderr receives progress lines while an unreachable workspace is
+	// retried (nil: none).
+	Stderr io.Writer
 
 	mu      sync.Mutex
 	clients map[string]*Client
-	uploads uploads
+	// unreachable remembers a workspace that did not answer: later stages
+	// fail at once instead of waiting again.
+	unreachable map[string]error
+	uploads     uploads
 }
 
 var _ executor.Executor = (*Executor)(nil)
 
 // New returns a databricks executor reading the environment through env.
-func New(env Env) *Executor { return &Executor{Env: env, Version: "builtin"} }
+func New(env Env) *Executor { return &Executor{Env: env, Version: "builtin", Stderr: os.Stderr} }
 
 // Describe implements executor.Executor.
 func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
@@ -70,7 +78,17 @@ func (e *Executor) client(cfg *Config) (*Client, error) {
 	if c, ok := e.clients[key]; ok {
 		return c, nil
 	}
-	c, err := NewClient(cfg, e.Env, newRetryTransport(e.Transport))
+	if err, ok := e.unreachable[key]; ok {
+		return nil, err
+	}
+	c, err := newClient(cfg, e.Env, newRetryTransport(e.Transport), progressTo(e.Stderr))
+	var ue *unreachableError
+	if errors.As(err, &ue) {
+		if e.unreachable == nil {
+			e.unreachable = map[string]error{}
+		}
+		e.unreachable[key] = err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +118,7 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 	emit := func(kind executor.EventKind, text string) {
 		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)})
 	}
+	ctx = withSDKLog(ctx, c, func(s string) { emit(executor.EventLog, s) })
 	ctx = withRetryNotice(ctx, func(status int, wait time.Duration) {
 		emit(executor.EventLog, fmt.Sprintf("databricks: the workspace answered %d %s; retrying in %s", status, http.StatusText(status), wait))
 	})
