@@ -75,6 +75,12 @@ func collectCode(ctx context.Context, root string, notebooks []string) (*codeBun
 		dirs[path.Dir(filepath.ToSlash(nb))] = true
 	}
 	allowed := gitFiles(ctx, root)
+	// The project's package ships as a wheel (wheel.go), not as files next
+	// to the notebooks: a copy there would shadow the installed wheel.
+	_, _, pkgDir, hasPkg, err := projectPackage(root)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	var files []codeFile
 	add := func(rel string) error {
@@ -109,6 +115,9 @@ func collectCode(ctx context.Context, root string, notebooks []string) (*codeBun
 			}
 			if d.IsDir() {
 				if p != filepath.Join(root, filepath.FromSlash(dir)) && skipDir(d.Name()) {
+					return filepath.SkipDir
+				}
+				if hasPkg && p == filepath.Join(root, filepath.FromSlash(pkgDir)) {
 					return filepath.SkipDir
 				}
 				return nil

@@ -224,7 +224,8 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	if err != nil {
 		return nil, err
 	}
-	reqs, err := readRequirements(opts.ProjectRoot)
+	var u uploads
+	reqs, _, err := libraries(ctx, c, cfg, opts.ProjectRoot, &u, opts.DryRun, nil)
 	if err != nil {
 		return nil, err
 	}

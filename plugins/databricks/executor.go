@@ -129,9 +129,12 @@ func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.Ev
 		}
 		return e.apiFailure(c, "prepare the notebooks", err), nil
 	}
-	reqs, err := readRequirements(task.ProjectRoot)
+	reqs, _, err := libraries(ctx, c, cfg, task.ProjectRoot, &e.uploads, false, func(s string) { emit(executor.EventLog, s) })
 	if err != nil {
-		return failure("%v", err), nil
+		if ctx.Err() != nil {
+			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while uploading the wheel"}}, nil
+		}
+		return e.apiFailure(c, "prepare the libraries", err), nil
 	}
 	commit := task.GitCommit
 	if loc.Git != nil && loc.Git.Commit != "" {
