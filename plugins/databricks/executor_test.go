@@ -557,3 +557,65 @@ func TestFingerprintVolumeFiles(t *testing.T) {
 		}
 	}
 }
+
+// The project's package reaches notebooks as a wheel the task installs,
+// never from the notebook's folder: pipectl builds and uploads it once
+// (content-addressed), leaves the package out of the imported code, and
+// the emulator pip-installs the task's libraries (clusters) or
+// environment dependencies (serverless) for real. The notebook reports
+// where it imported the package from.
+func TestProjectPackageShipsAsWheel(t *testing.T) {
+	r := newRig(t, emulator.Options{})
+	write := func(rel, text string) {
+		if err := os.WriteFile(filepath.Join(r.project, rel), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("notebooks/pyproject.toml", "[project]\nname = \"helper\"\nversion = \"1.2.0\"\n")
+	write("notebooks/where.py", "# Databricks notebook source\nimport json\n\nimport helper\n\n"+
+		"dbutils.notebook.exit(json.dumps({\"outputs\": {\"file\": helper.__file__, \"shout\": helper.shout(\"hi\")}}))\n")
+	for _, compute := range []string{
+		`{"kind": "serverless", "environment_version": "4"}`,
+		`{"kind": "new_cluster", "node_type_id": "i3.xlarge", "autoscale": {"min_workers": 1, "max_workers": 2}}`,
+		`{"kind": "existing_cluster", "existing_cluster_id": "0101-abc"}`,
+	} {
+		r.config = json.RawMessage(strings.Replace(testConfig, `{"kind": "serverless", "environment_version": "3"}`, compute, 1))
+		task := r.task("where", "where.py", nil)
+		task.Outputs = []string{"file", "shout"}
+		res, ev := r.run(t, context.Background(), task)
+		if res.Status != executor.Succeeded {
+			t.Fatalf("%s: %+v", compute, res.Error)
+		}
+		file := filepath.ToSlash(res.Outputs["file"])
+		if !strings.Contains(file, "/libraries/") || !strings.HasSuffix(file, "/helper/__init__.py") || res.Outputs["shout"] != "HI" {
+			t.Errorf("%s: helper imported from %s, not from the installed wheel", compute, file)
+		}
+		uploaded := 0
+		for _, e := range ev.list() {
+			if strings.Contains(e.Text, "uploaded helper-1.2.0-py3-none-any.whl") {
+				uploaded++
+			}
+		}
+		if want := map[bool]int{true: 1, false: 0}[strings.Contains(compute, "serverless")]; uploaded != want {
+			t.Errorf("%s: %d uploads of the wheel, want %d (content-addressed: once)", compute, uploaded, want)
+		}
+	}
+	vol, err := r.e.VolumePath("/Volumes/dev/s/v/.pipectl/wheels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wheels, _ := filepath.Glob(filepath.Join(vol, "*", "helper-1.2.0-py3-none-any.whl"))
+	if len(wheels) != 1 {
+		t.Errorf("wheels in the Volume: %v, want one", wheels)
+	}
+	emuDir := vol
+	for range strings.Split("volumes/dev/s/v/.pipectl/wheels", "/") {
+		emuDir = filepath.Dir(emuDir)
+	}
+	ws := filepath.Join(emuDir, "workspace")
+	copies, _ := filepath.Glob(filepath.Join(ws, "Shared", "pipectl", "test", ".pipectl", "code", "*", "notebooks", "helper"))
+	code, _ := filepath.Glob(filepath.Join(ws, "Shared", "pipectl", "test", ".pipectl", "code", "*", "notebooks", "where*"))
+	if len(copies) != 0 || len(code) == 0 {
+		t.Errorf("imported code: notebook %v, package copies %v; want the notebook and no copy of the package", code, copies)
+	}
+}

@@ -60,7 +60,7 @@ func TestSentimentOnEmulator(t *testing.T) {
 	project := sentimentProject(t)
 	raw := dbtest.Data(t, "financial-sentiment/data.csv")
 	e := dbtest.Emulator(t, emulator.Options{Python: python, MLflowTrackingURI: dbtest.OwnMLflow,
-		PythonPath: []string{filepath.Join(project, "notebooks")}})
+		PythonPath: []string{dbtest.RunnerPath(t, filepath.Join(project, "notebooks"))}})
 	env := dbtest.Env(e)
 	ctx := context.Background()
 

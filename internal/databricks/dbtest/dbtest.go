@@ -77,6 +77,23 @@ func Notebooks(t testing.TB) string {
 	return dir
 }
 
+// RunnerPath returns a directory holding only pipectl_runner (a link to
+// notebooks/pipectl_runner): the emulator's PYTHONPATH then gives notebooks
+// the runner without the project's packages, which a task must install
+// (the project's wheel) as on Databricks.
+func RunnerPath(t testing.TB, notebooks string) string {
+	t.Helper()
+	dir := t.TempDir()
+	abs, err := filepath.Abs(filepath.Join(notebooks, "pipectl_runner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(abs, filepath.Join(dir, "pipectl_runner")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // Data returns a file of the shared data directory, skipping the test when
 // it is not there.
 func Data(t testing.TB, rel string) string {
@@ -136,7 +153,7 @@ func Emulator(t testing.TB, opts emulator.Options) *emulator.Emulator {
 	case "":
 		opts.Python = Python(t)
 		if len(opts.PythonPath) == 0 {
-			opts.PythonPath = []string{Notebooks(t)}
+			opts.PythonPath = []string{RunnerPath(t, Notebooks(t))}
 		}
 	}
 	e, err := emulator.Start(opts)

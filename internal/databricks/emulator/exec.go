@@ -189,9 +189,17 @@ func (e *Emulator) executeNotebook(ctx context.Context, r *run, t *taskRun) stat
 	}
 	args = append(args, "--output", files["output.json"], "--task-values-out", files["values-out.json"],
 		"--task-values-in", files["values-in.json"], "--error-output", files["error.json"])
+	libDirs, err := e.installWheels(ctx, e.taskWheels(r, t.spec.Libraries, t.spec.EnvironmentKey))
+	if err != nil {
+		if ctx.Err() != nil {
+			return cancelled("Run cancelled.")
+		}
+		e.setError(t, err.Error(), "")
+		return failed(jobs.TerminationCodeCodeLibraryInstallationError, err.Error())
+	}
 	cmd := exec.Command(e.opts.Python, args...)
 	cmd.Dir = filepath.Dir(file)
-	cmd.Env = e.notebookEnv(filepath.Dir(file), mlflowURI)
+	cmd.Env = e.notebookEnv(filepath.Dir(file), mlflowURI, libDirs)
 	log, err := os.Create(files["log.txt"])
 	if err != nil {
 		return internalError(jobs.TerminationTypeTypeInternalError, jobs.TerminationCodeCodeInternalError, err.Error())
@@ -295,7 +303,9 @@ func runProcess(ctx context.Context, cmd *exec.Cmd) (int, error) {
 	return 0, nil
 }
 
-func (e *Emulator) notebookEnv(nbDir, mlflowURI string) []string {
+// notebookEnv is a notebook process's environment: PYTHONPATH holds
+// Options.PythonPath, the notebook's folder, then the installed libraries.
+func (e *Emulator) notebookEnv(nbDir, mlflowURI string, libDirs []string) []string {
 	env := map[string]string{
 		"PATH":                    "/usr/local/bin:/usr/bin:/bin",
 		"HOME":                    filepath.Join(e.opts.Dir, "home"),
@@ -309,7 +319,11 @@ func (e *Emulator) notebookEnv(nbDir, mlflowURI string) []string {
 			env[k] = v
 		}
 	}
-	env["PYTHONPATH"] = strings.Join(append(slices.Clone(e.opts.PythonPath), nbDir), string(os.PathListSeparator))
+	paths := slices.Clone(e.opts.PythonPath)
+	if nbDir != "" {
+		paths = append(paths, nbDir)
+	}
+	env["PYTHONPATH"] = strings.Join(append(paths, libDirs...), string(os.PathListSeparator))
 	if mlflowURI != "" {
 		env["MLFLOW_TRACKING_URI"], env["MLFLOW_REGISTRY_URI"] = mlflowURI, mlflowURI
 	}

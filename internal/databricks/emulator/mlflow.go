@@ -74,7 +74,7 @@ func (e *Emulator) startMLflow() (string, error) {
 		"--artifacts-destination", filepath.Join(dir, "artifacts"),
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--workers", "1")
 	cmd.Dir = dir
-	cmd.Env = append(e.notebookEnv(dir, ""), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false")
+	cmd.Env = append(e.notebookEnv(dir, "", nil), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false")
 	log, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
 		return "", err

@@ -58,6 +58,8 @@ type Emulator struct {
 	ln   net.Listener
 	srv  *http.Server
 
+	libs libInstalls
+
 	mu      sync.Mutex
 	nextID  int64
 	objects map[string]*object
