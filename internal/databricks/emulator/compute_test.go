@@ -34,7 +34,7 @@ func TestComputeValidation(t *testing.T) {
 	both := *cluster
 	both.Autoscale = &compute.AutoScale{MinWorkers: 1, MaxWorkers: 2}
 	for name, bad := range map[string]jobs.CreateJob{
-		"unknown job cluster": {Name: "x", Tasks: []jobs.Task{{TaskKey: "a", NotebookTask: nb, JobClusterKey: "nope"}}},
+		"unknown job cluster":       {Name: "x", Tasks: []jobs.Task{{TaskKey: "a", NotebookTask: nb, JobClusterKey: "nope"}}},
 		"autoscale and num_workers": {Name: "x", Tasks: []jobs.Task{{TaskKey: "a", NotebookTask: nb, NewCluster: &both}}},
 		"libraries on serverless": {Name: "x", Environments: []jobs.JobEnvironment{{EnvironmentKey: "e", Spec: &compute.Environment{EnvironmentVersion: "4"}}},
 			Tasks: []jobs.Task{{TaskKey: "a", NotebookTask: nb, EnvironmentKey: "e", Libraries: []compute.Library{whl}}}},
