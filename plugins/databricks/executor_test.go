@@ -619,3 +619,18 @@ func TestProjectPackageShipsAsWheel(t *testing.T) {
 		t.Errorf("imported code: notebook %v, package copies %v; want the notebook and no copy of the package", code, copies)
 	}
 }
+
+// A pinned requirement the emulator's Python does not have fails the task
+// as a library installation does on Databricks, instead of running the
+// notebook against other versions.
+func TestMissingPinFailsLikeALibraryInstall(t *testing.T) {
+	r := newRig(t, emulator.Options{})
+	if err := os.WriteFile(filepath.Join(r.project, "notebooks", "requirements.txt"), []byte("pipectl-no-such-package==1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := r.run(t, context.Background(), r.task("echo", "echo.py", map[string]string{"message": "hi"}))
+	if res.Status != executor.Failed || res.Error == nil || !strings.Contains(res.Error.Message, "Library installation failed for pypi: pipectl-no-such-package==1.0 (the emulator's Python has none)") ||
+		!strings.Contains(res.Error.Message, "LIBRARY_INSTALLATION_ERROR") {
+		t.Fatalf("got %+v", res.Error)
+	}
+}

@@ -190,6 +190,9 @@ func (e *Emulator) executeNotebook(ctx context.Context, r *run, t *taskRun) stat
 	args = append(args, "--output", files["output.json"], "--task-values-out", files["values-out.json"],
 		"--task-values-in", files["values-in.json"], "--error-output", files["error.json"])
 	libDirs, err := e.installWheels(ctx, e.taskWheels(r, t.spec.Libraries, t.spec.EnvironmentKey))
+	if err == nil {
+		err = e.checkPins(e.taskPins(r, t.spec.Libraries, t.spec.EnvironmentKey))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return cancelled("Run cancelled.")

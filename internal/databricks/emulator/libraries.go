@@ -20,12 +20,14 @@ import (
 // keyed by the wheel's content and shared by the tasks that install it,
 // which goes on the notebook's PYTHONPATH after the notebook's folder (as
 // site-packages follows it on Databricks). PyPI requirements are not
-// fetched: the emulator's Python must already have them.
+// fetched: the emulator's Python must already have the pinned versions
+// (checkPins).
 
 // libInstalls makes concurrent tasks share one install of a wheel.
 type libInstalls struct {
 	mu   sync.Mutex
 	done map[string]*libInstall
+	pins map[string]*pinCheck
 }
 
 type libInstall struct {
@@ -102,4 +104,85 @@ func (e *Emulator) pipInstall(wheel, dir string) error {
 		return fmt.Errorf("pip install: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return os.Rename(tmp, dir)
+}
+
+// pinChecks remembers, per pin set, whether the emulator's Python has
+// those exact versions.
+type pinCheck struct {
+	once sync.Once
+	err  error
+}
+
+// taskPins returns the PyPI requirements a task installs: cluster
+// libraries, or its serverless environment's dependencies that are not
+// wheel files.
+func (e *Emulator) taskPins(r *run, libs []compute.Library, envKey string) []string {
+	var out []string
+	for _, l := range libs {
+		if l.Pypi != nil {
+			out = append(out, l.Pypi.Package)
+		}
+	}
+	if envKey != "" {
+		for _, env := range r.envs {
+			if env.EnvironmentKey != envKey || env.Spec == nil {
+				continue
+			}
+			for _, d := range env.Spec.Dependencies {
+				if !strings.HasSuffix(d, ".whl") {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkPins stands in for installing PyPI requirements, which the emulator
+// does not fetch: every exact pin (name==version) must be what its Python
+// has, or the task fails as a library installation would.
+func (e *Emulator) checkPins(pins []string) error {
+	var exact []string
+	for _, p := range pins {
+		if name, version, ok := strings.Cut(p, "=="); ok && !strings.ContainsAny(name, "<>!~;[ ") && !strings.ContainsAny(version, ",; ") {
+			exact = append(exact, name+"=="+version)
+		}
+	}
+	if len(exact) == 0 {
+		return nil
+	}
+	key := strings.Join(exact, "\n")
+	e.libs.mu.Lock()
+	if e.libs.pins == nil {
+		e.libs.pins = map[string]*pinCheck{}
+	}
+	pc, ok := e.libs.pins[key]
+	if !ok {
+		pc = &pinCheck{}
+		e.libs.pins[key] = pc
+	}
+	e.libs.mu.Unlock()
+	pc.once.Do(func() {
+		const script = `import importlib.metadata as m, sys
+bad = []
+for pin in sys.argv[1:]:
+    name, want = pin.split("==", 1)
+    try:
+        have = m.version(name)
+    except m.PackageNotFoundError:
+        have = None
+    if have != want:
+        bad.append(f"{pin} (the emulator's Python has {have or 'none'})")
+print("; ".join(bad))`
+		cmd := exec.CommandContext(e.ctx, e.opts.Python, append([]string{"-c", script}, exact...)...)
+		cmd.Env = e.notebookEnv("", "", nil)
+		out, err := cmd.Output()
+		switch {
+		case err != nil:
+			pc.err = fmt.Errorf("Library installation failed: cannot check the PyPI libraries: %v", err)
+		case strings.TrimSpace(string(out)) != "":
+			pc.err = fmt.Errorf("Library installation failed for pypi: %s", strings.TrimSpace(string(out)))
+		}
+	})
+	return pc.err
 }
