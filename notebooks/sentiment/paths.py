@@ -20,9 +20,15 @@ NOTEBOOKS_DIR = PACKAGE_DIR.parent
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def default_project_root() -> Path:
-    """The repository this package was loaded from (the parent of `notebooks/`)."""
-    return NOTEBOOKS_DIR.parent
+def default_project_root(cwd: Path | None = None) -> Path:
+    """The project the notebook runs in, when no `project_root` parameter says so: the repository
+    this package was loaded from (the parent of `notebooks/`); or, when the package is an installed
+    wheel (Databricks installs it into site-packages), the parent of the notebook's folder, which is
+    the working directory of a notebook there."""
+    if NOTEBOOKS_DIR.name == "notebooks":
+        return NOTEBOOKS_DIR.parent
+    cwd = cwd or Path.cwd()
+    return cwd.parent if cwd.name == "notebooks" else cwd
 
 
 def is_safe_segment(value: str) -> bool:
