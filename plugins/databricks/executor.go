@@ -38,9 +38,9 @@ type Executor struct {
 
 	mu      sync.Mutex
 	clients map[string]*Client
-	// unreachable remembers a workspace that did not answer: later stages
-	// fail at once instead of waiting again.
-	unreachable map[string]error
+	// unreachable remembers, for a minute, a workspace that did not
+	// answer: the run's later stages fail at once instead of waiting again.
+	unreachable map[string]unreachableAt
 	uploads     uploads
 }
 
@@ -78,16 +78,16 @@ func (e *Executor) client(cfg *Config) (*Client, error) {
 	if c, ok := e.clients[key]; ok {
 		return c, nil
 	}
-	if err, ok := e.unreachable[key]; ok {
-		return nil, err
+	if u, ok := e.unreachable[key]; ok && time.Since(u.at) < time.Minute {
+		return nil, u.err
 	}
 	c, err := newClient(cfg, e.Env, newRetryTransport(e.Transport), progressTo(e.Stderr))
 	var ue *unreachableError
 	if errors.As(err, &ue) {
 		if e.unreachable == nil {
-			e.unreachable = map[string]error{}
+			e.unreachable = map[string]unreachableAt{}
 		}
-		e.unreachable[key] = err
+		e.unreachable[key] = unreachableAt{err: err, at: time.Now()}
 	}
 	if err != nil {
 		return nil, err
@@ -97,6 +97,11 @@ func (e *Executor) client(cfg *Config) (*Client, error) {
 	}
 	e.clients[key] = c
 	return c, nil
+}
+
+type unreachableAt struct {
+	err error
+	at  time.Time
 }
 
 // failure is a non-retryable failed result.
