@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"path"
 	"strings"
 
 	"github.com/pipectl/pipectl/engine/plan"
@@ -35,6 +36,7 @@ type deployJSON struct {
 	JobID    int64               `json:"job_id,omitempty"`
 	JobName  string              `json:"job_name"`
 	Code     any                 `json:"code,omitempty"`
+	Wheel    any                 `json:"wheel,omitempty"`
 	Diff     string              `json:"diff,omitempty"`
 	Settings any                 `json:"settings,omitempty"`
 	Removed  []int64             `json:"removed_job_ids,omitempty"`
@@ -163,6 +165,15 @@ func writeDeployText(w io.Writer, o *databricks.Outcome) {
 	case code.Folder != "":
 		row("code", "imported %d files into %s", code.Files, code.Folder)
 	}
+	switch wh := o.Wheel; {
+	case wh.Path == "":
+	case wh.Present:
+		row("wheel", "%s (already there)", wh.Path)
+	case o.DryRun:
+		row("wheel", "would upload %s (%d bytes) to %s", wh.File, wh.Bytes, path.Dir(wh.Path))
+	default:
+		row("wheel", "uploaded %s (%d bytes) to %s", wh.File, wh.Bytes, path.Dir(wh.Path))
+	}
 	job := fmt.Sprintf("%q", o.Name)
 	if o.JobID != 0 {
 		job += fmt.Sprintf(" (job %d)", o.JobID)
@@ -226,6 +237,9 @@ func writeDeployJSON(w io.Writer, pl *plan.Plan, o *databricks.Outcome) error {
 			code["folder"], code["files"], code["imported"], code["present"] = o.Code.Folder, o.Code.Files, o.Code.Imported, o.Code.Present
 		}
 		out.Code = code
+	}
+	if wh := o.Wheel; wh.Path != "" {
+		out.Wheel = map[string]any{"path": wh.Path, "bytes": wh.Bytes, "uploaded": wh.Uploaded, "present": wh.Present}
 	}
 	if o.Settings != "" {
 		out.Settings = json.RawMessage(o.Settings)

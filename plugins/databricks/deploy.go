@@ -178,6 +178,9 @@ type Outcome struct {
 	// Code describes the notebooks' location: a code folder (imported now,
 	// or already there) or a git source.
 	Code CodeOutcome
+	// Wheel is the project's package as a wheel in the target's Volume
+	// (zero when the project has none).
+	Wheel WheelOutcome
 	// Action is "create", "update" or "unchanged" (deploy), "delete" or
 	// "absent" (destroy).
 	Action string
@@ -225,10 +228,11 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		return nil, err
 	}
 	var u uploads
-	reqs, _, err := libraries(ctx, c, cfg, opts.ProjectRoot, &u, opts.DryRun, nil)
+	reqs, wheel, err := libraries(ctx, c, cfg, opts.ProjectRoot, &u, opts.DryRun, nil)
 	if err != nil {
 		return nil, err
 	}
+	out.Wheel = wheel
 	desired, err := JobSettings(pl, cfg, loc, reqs, commit)
 	if err != nil {
 		return nil, err

@@ -237,27 +237,42 @@ func uploadWheel(ctx context.Context, c *Client, p string, w *wheel) (bool, erro
 	return true, nil
 }
 
+// WheelOutcome says where the project's wheel is and whether this call
+// uploaded it (Present: it was there already; dry runs only look).
+type WheelOutcome struct {
+	File, Path string
+	Bytes      int
+	Uploaded   bool
+	Present    bool
+}
+
 // libraries returns what every task installs: the pinned requirements and
-// the project's wheel (uploaded unless dry; its Volume path), and the
-// wheel (nil when the project has none).
-func libraries(ctx context.Context, c *Client, cfg *Config, root string, u *uploads, dry bool, emit func(string)) ([]string, *wheel, error) {
+// the project's wheel (uploaded unless dry; its Volume path), and where
+// the wheel is (zero when the project has none).
+func libraries(ctx context.Context, c *Client, cfg *Config, root string, u *uploads, dry bool, emit func(string)) ([]string, WheelOutcome, error) {
+	var out WheelOutcome
 	reqs, err := readRequirements(root)
 	if err != nil {
-		return nil, nil, err
+		return nil, out, err
 	}
 	w, err := buildWheel(ctx, root)
 	if err != nil || w == nil {
-		return reqs, nil, err
+		return reqs, out, err
 	}
 	p := wheelPath(cfg, w)
-	if !dry {
-		uploaded, err := u.ensureWheel(ctx, c, p, w)
-		if err != nil {
-			return nil, nil, err
+	out = WheelOutcome{File: w.File, Path: p, Bytes: len(w.Bytes)}
+	if dry {
+		if out.Present, err = wheelExists(ctx, c, p); err != nil {
+			return nil, out, err
 		}
-		if uploaded && emit != nil {
+	} else {
+		if out.Uploaded, err = u.ensureWheel(ctx, c, p, w); err != nil {
+			return nil, out, err
+		}
+		out.Present = !out.Uploaded
+		if out.Uploaded && emit != nil {
 			emit(fmt.Sprintf("databricks: uploaded %s (%d bytes) to %s", w.File, len(w.Bytes), path.Dir(p)))
 		}
 	}
-	return append(slices.Clone(reqs), p), w, nil
+	return append(slices.Clone(reqs), p), out, nil
 }
