@@ -32,6 +32,8 @@ const (
 	// schedulerTag records which system triggers the schedule (the spec's
 	// scheduler), so a workspace user sees why a job is paused.
 	schedulerTag = "pipectl_scheduler"
+	// userTag names the developer of a per-user (development) job.
+	userTag = "pipectl_user"
 )
 
 // JobName is the deterministic name of the job of a pipeline on a target.
@@ -82,7 +84,7 @@ func SchedulePause(p *spec.Pipeline, t *spec.Target) (status jobs.PauseStatus, w
 func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gitCommit string) (jobs.JobSettings, error) {
 	p, t := pl.Pipeline, pl.Target
 	s := jobs.JobSettings{
-		Name:              JobName(p.Name, t.Name),
+		Name:              cfg.JobName(p.Name, t.Name),
 		Description:       strings.TrimSpace(p.Description + "\n\nDeployed by pipectl from specs; changes made here are overwritten by the next pipectl deploy."),
 		MaxConcurrentRuns: cfg.MaxConcurrentRuns,
 		Queue:             &jobs.QueueSettings{Enabled: true},
@@ -94,6 +96,9 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		KeyTag: JobKey(p.Name, t.Name, cfg.WorkspaceRoot)}
 	if gitCommit != "" {
 		own[commitTag] = gitCommit
+	}
+	if cfg.User != "" {
+		own[userTag] = cfg.User
 	}
 	if p.Schedule != "" {
 		own[schedulerTag] = p.Scheduler
@@ -209,11 +214,11 @@ type CodeOutcome struct {
 // after a create it lists again and converges on the lowest job id, so two
 // racing deploys leave one job.
 func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions) (*Outcome, error) {
-	cfg, c, err := d.connect(pl)
+	cfg, c, err := d.connect(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{Host: c.Host, DryRun: opts.DryRun, Name: JobName(pl.Pipeline.Name, pl.Target.Name)}
+	out := &Outcome{Host: c.Host, DryRun: opts.DryRun, Name: cfg.JobName(pl.Pipeline.Name, pl.Target.Name)}
 	loc, commit, err := d.code(ctx, c, cfg, pl, opts, out)
 	if err != nil {
 		return nil, err
@@ -318,11 +323,11 @@ func isMissingJob(err error) bool {
 // key). The imported code folders stay: they are shared and
 // content-addressed.
 func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Outcome, error) {
-	cfg, c, err := d.connect(pl)
+	cfg, c, err := d.connect(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
-	name := JobName(pl.Pipeline.Name, pl.Target.Name)
+	name := cfg.JobName(pl.Pipeline.Name, pl.Target.Name)
 	out := &Outcome{Host: c.Host, DryRun: dryRun, Name: name, Action: "delete"}
 	ours, foreign, err := findJobs(ctx, c, name, JobKey(pl.Pipeline.Name, pl.Target.Name, cfg.WorkspaceRoot))
 	if err != nil {
@@ -344,7 +349,9 @@ func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Ou
 	return out, nil
 }
 
-func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
+// connect parses the plan's target config, connects to its workspace and
+// applies per-user mode.
+func (d *Deployer) connect(ctx context.Context, pl *plan.Plan) (*Config, *Client, error) {
 	if pl.Target.Executor != Name {
 		return nil, nil, fmt.Errorf("target %s runs on executor %q; pipectl deploy deploys databricks targets", pl.Target.Name, pl.Target.Executor)
 	}
@@ -354,6 +361,9 @@ func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
 	}
 	c, err := NewClient(cfg, d.Env, newRetryTransport(d.Transport))
 	if err != nil {
+		return nil, nil, err
+	}
+	if cfg, err = Personalize(ctx, c, cfg); err != nil {
 		return nil, nil, err
 	}
 	return cfg, c, nil
