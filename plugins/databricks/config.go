@@ -31,6 +31,8 @@ type Config struct {
 	// PerUserSchema also gives each user a schema.
 	PerUser       bool `json:"per_user,omitempty"`
 	PerUserSchema bool `json:"per_user_schema,omitempty"`
+	// Job holds the deployed job's operations settings (ops.go).
+	Job *JobOps `json:"job,omitempty"`
 
 	// User is the short user name once Personalize has applied per-user
 	// mode; never read from a spec.
@@ -209,6 +211,7 @@ func (c *Config) Validate(env Env, field, projectRoot string, notebooks []string
 		d := errf("per_user_schema", "per_user_schema is set but per_user is not")
 		d.Fix = "set per_user: true as well, or remove per_user_schema"
 	}
+	c.Job.validate(errf)
 	for name, v := range map[string]string{"catalog": c.Catalog, "schema": c.Schema, "volume": c.Volume} {
 		if !ucIdent.MatchString(v) {
 			d := errf(name, "%s %q is not a Unity Catalog name pipectl can use", name, v)

@@ -108,6 +108,7 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		tags = map[string]string{}
 	}
 	maps.Copy(tags, own)
+	applyOps(cfg.Job, &s, tags)
 	if len(tags) > 25 {
 		return s, fmt.Errorf("the job would carry %d tags; Databricks allows 25 (pipectl uses %d): drop some of the pipeline's tags", len(tags), len(own))
 	}
@@ -192,6 +193,12 @@ type Outcome struct {
 	Foreign []int64
 	// Dropped are settings made outside pipectl that the update removes.
 	Dropped []string
+	// Drift are the settings changed in the workspace since the last
+	// deploy (its record), which this deploy overwrites.
+	Drift []string
+	// Permissions says whether the job's permissions differ from the
+	// spec's (and were, unless dry, set).
+	Permissions bool
 	// Schedule is the deployed (or, dry, desired) job schedule, nil for an
 	// unscheduled pipeline or a destroy; Scheduler is the pipeline's
 	// scheduler and PauseWhy the reason for Schedule's pause status.
@@ -252,6 +259,9 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 			return nil, c.fail(fmt.Sprintf("create job %q", desired.Name), err)
 		}
 		out.JobID = created.JobId
+		if err := d.finishDeploy(ctx, c, cfg, key, nil, desired, out); err != nil {
+			return nil, err
+		}
 		// Another deploy may have created one at the same time: converge.
 		if ours, _, err = findJobs(ctx, c, desired.Name, key); err != nil {
 			return nil, err
@@ -273,14 +283,30 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	if job.Settings != nil {
 		current = *job.Settings
 	}
+	rec, err := recordPath(cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	last, err := readRecord(ctx, c, rec)
+	if err != nil {
+		return nil, err
+	}
 	diff, dropped := settingsDiff(current, desired)
-	out.Diff, out.Dropped = diff, dropped
+	out.Diff, out.Drift = diff, drift(last, current)
+	if last == nil {
+		out.Dropped = dropped // without a record, what the spec does not set is all pipectl knows
+	}
 	out.Action = "update"
-	if diff == "" && len(dropped) == 0 {
+	if diff == "" && len(out.Dropped) == 0 && len(out.Drift) == 0 {
 		out.Action = "unchanged"
 	}
 	if opts.DryRun {
 		out.Removed = ours[1:]
+		if cfg.Job != nil {
+			if out.Permissions, err = applyPermissions(ctx, c, keep, cfg.Job.Permissions, true); err != nil {
+				return nil, err
+			}
+		}
 		return out, nil
 	}
 	if out.Action == "update" {
@@ -288,12 +314,32 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 			return nil, c.fail(fmt.Sprintf("reset job %d", keep), err)
 		}
 	}
+	if err := d.finishDeploy(ctx, c, cfg, key, last, desired, out); err != nil {
+		return nil, err
+	}
 	if len(ours) > 1 {
 		if err := d.converge(ctx, c, ours, desired, out); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// finishDeploy sets the job's permissions (when the spec lists them) and
+// records what was deployed.
+func (d *Deployer) finishDeploy(ctx context.Context, c *Client, cfg *Config, key string, last map[string]any, desired jobs.JobSettings, out *Outcome) error {
+	if cfg.Job != nil {
+		changed, err := applyPermissions(ctx, c, out.JobID, cfg.Job.Permissions, false)
+		if err != nil {
+			return err
+		}
+		out.Permissions = changed
+	}
+	rec, err := recordPath(cfg, key)
+	if err != nil {
+		return err
+	}
+	return writeRecord(ctx, c, rec, last, desired)
 }
 
 // converge keeps the lowest job id, resets it to the desired settings and
@@ -461,7 +507,7 @@ func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
 	cur, want := settingsMap(current), settingsMap(desired)
 	var dropped []string
 	for k, v := range cur {
-		if _, ok := want[k]; !ok && !isEmptyValue(v) && !workspaceDefaults[k] {
+		if _, ok := want[k]; !ok && !isEmptyValue(v) && !filledIn[k] {
 			dropped = append(dropped, k)
 		}
 	}
@@ -472,9 +518,6 @@ func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
 	return lineDiff(strings.Split(string(a), "\n"), strings.Split(string(b), "\n"), 3), dropped
 }
 
-// workspaceDefaults are top-level settings Databricks fills in on its own.
-var workspaceDefaults = map[string]bool{"format": true, "run_as": true, "email_notifications": true,
-	"webhook_notifications": true, "notification_settings": true, "timeout_seconds": true, "deployment": true}
 
 func isEmptyValue(v any) bool {
 	switch x := v.(type) {
