@@ -518,7 +518,6 @@ func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
 	return lineDiff(strings.Split(string(a), "\n"), strings.Split(string(b), "\n"), 3), dropped
 }
 
-
 func isEmptyValue(v any) bool {
 	switch x := v.(type) {
 	case nil:

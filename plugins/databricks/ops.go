@@ -22,14 +22,14 @@ import (
 // JobOps are the operations settings of a deployed job
 // (databricks.job in a target; schemas/targets.cue, #JobOps).
 type JobOps struct {
-	EmailNotifications   *Notify            `json:"email_notifications,omitempty"`
-	WebhookNotifications *Notify            `json:"webhook_notifications,omitempty"`
-	NotificationSettings *NotifySettings    `json:"notification_settings,omitempty"`
-	Permissions          []Permission       `json:"permissions,omitempty"`
-	RunAs                *RunAs             `json:"run_as,omitempty"`
-	Tags                 map[string]string  `json:"tags,omitempty"`
-	TimeoutSeconds       int                `json:"timeout_seconds,omitempty"`
-	Health               *Health            `json:"health,omitempty"`
+	EmailNotifications   *Notify           `json:"email_notifications,omitempty"`
+	WebhookNotifications *Notify           `json:"webhook_notifications,omitempty"`
+	NotificationSettings *NotifySettings   `json:"notification_settings,omitempty"`
+	Permissions          []Permission      `json:"permissions,omitempty"`
+	RunAs                *RunAs            `json:"run_as,omitempty"`
+	Tags                 map[string]string `json:"tags,omitempty"`
+	TimeoutSeconds       int               `json:"timeout_seconds,omitempty"`
+	Health               *Health           `json:"health,omitempty"`
 }
 
 // Notify lists recipients (email addresses, or notification destination
