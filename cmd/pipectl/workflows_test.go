@@ -460,6 +460,16 @@ func pushDeploys(invs []workflows.Invocation, pipeline, target string, destroy b
 	return false
 }
 
+// runsPipelines reports whether a workflow calls pipectl run at all.
+func runsPipelines(f *workflows.File, invs []workflows.Invocation) bool {
+	for _, inv := range invs {
+		if inv.File == f.Path && readCall(inv.Args).command == "run" {
+			return true
+		}
+	}
+	return false
+}
+
 // productionTargets are the Databricks targets in production mode: where
 // pipectl deploy unpauses a databricks-scheduled job.
 func productionTargets(p *spec.Pipeline) []string {
@@ -477,8 +487,8 @@ func productionTargets(p *spec.Pipeline) []string {
 func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
 	var problems []string
 	for _, f := range files {
-		if len(f.Crons()) == 0 {
-			continue
+		if len(f.Crons()) == 0 || !runsPipelines(f, invs) {
+			continue // a cron that runs no pipeline (live.yml's test) has no spec to agree with
 		}
 		runs := scheduledRuns(f, invs)
 		if len(runs) != 1 {
@@ -618,8 +628,12 @@ func TestScheduleCheckerFails(t *testing.T) {
 			`cron "0 4 1 * *" differs from the spec's schedule of sentiment-train: set it to "0 3 1 * *"`},
 		"scheduled unscheduled": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment'`}}},
 			"runs sentiment, which has no schedule"},
+		// A cron that runs no pipeline is fine (live.yml's), but the pipeline
+		// the cron ran is left without one.
 		"cron without a pipeline": {c.proj, edits{"train.yml": {{"run: pipectl run", "run: echo pipectl run"}}},
-			"must start exactly one pipeline"},
+			"pipeline sentiment-train: its spec's scheduler is github, but no workflow cron runs it"},
+		"live.yml cron running a pipeline": {c.proj, edits{"live.yml": {{"run: go test -count=1", "run: pipectl run sentiment-train --target test && go test -count=1"}}},
+			"pipeline sentiment-train is run by 2 workflow crons"},
 		"github without a cron": {c.proj, noInferenceCron,
 			"pipeline sentiment-inference: its spec's scheduler is github, but no workflow cron runs it"},
 		"github twice": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment-inference'`}, {`cron: "0 3 1 * *"`, `cron: "0 6 * * *"`}}},
@@ -691,6 +705,9 @@ func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflo
 				add(f.Path, perm.Pos.Line, "job %s: permissions: %s; list the scopes it needs", id, perm.All.Value)
 			}
 			for _, sc := range perm.Scopes {
+				if sc.Value.Value == "write" && sc.Name.Value == "pull-requests" && commentOnly(job, perm) {
+					continue // pr-plan.yml's comment job: no checkout, no OIDC token
+				}
 				if sc.Value.Value == "write" && sc.Name.Value != "id-token" {
 					add(f.Path, sc.Name.Pos.Line, "job %s: %s: write; these workflows only read the repository", id, sc.Name.Value)
 				}
@@ -745,6 +762,23 @@ func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflo
 		}
 	}
 	return problems
+}
+
+// commentOnly reports whether a job may write to pull requests: it checks
+// out nothing (runs no code of the pull request), uses no action and gets
+// no OIDC token, so a pull request cannot reach Databricks through it.
+func commentOnly(job *actionlint.Job, perm *actionlint.Permissions) bool {
+	for _, sc := range perm.Scopes {
+		if sc.Name.Value != "pull-requests" && sc.Value.Value == "write" {
+			return false
+		}
+	}
+	for _, st := range job.Steps {
+		if _, ok := st.Exec.(*actionlint.ExecAction); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // TestHygieneCheckerFails proves the hygiene checks catch what they guard.
