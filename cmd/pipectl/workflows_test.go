@@ -803,6 +803,13 @@ jobs:
       - uses: actions/checkout@v6
       - uses: actions/setup-go@7a3fe6cf4cb3a834922a1244abfce67bcef6a0c5
       - run: pipectl deploy sentiment-inference --target prod
+  comment:
+    runs-on: ubuntu-latest
+    permissions:
+      pull-requests: write
+    steps:
+      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2
+      - run: gh pr comment
 `
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -820,6 +827,7 @@ jobs:
 		"pull_request_target", "must set permissions: {}", "contents: write", "without an environment",
 		"actions/checkout@v6 is not pinned", "trailing comment", "secrets are used only for the token fallback",
 		`concurrency group "all", want "pipectl-deploy-sentiment-inference-prod"`, "cancel-in-progress: false",
+		"job comment: pull-requests: write", // it checks out the pull request's code
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not mention %q:\n%s", want, all)

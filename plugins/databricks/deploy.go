@@ -392,6 +392,11 @@ func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Ou
 		}
 		out.Removed = append(out.Removed, id)
 	}
+	if !dryRun {
+		if err := deleteRecord(ctx, c, cfg, JobKey(pl.Pipeline.Name, pl.Target.Name, cfg.WorkspaceRoot)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

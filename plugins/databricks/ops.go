@@ -245,6 +245,19 @@ func writeRecord(ctx context.Context, c *Client, p string, last map[string]any, 
 	return nil
 }
 
+// deleteRecord removes the deploy record of a destroyed job.
+func deleteRecord(ctx context.Context, c *Client, cfg *Config, key string) error {
+	p, err := recordPath(cfg, key)
+	if err != nil {
+		return err
+	}
+	err = c.W.Workspace.Delete(ctx, workspace.Delete{Path: p})
+	if err != nil && !errors.Is(err, apierr.ErrNotFound) && !errors.Is(err, apierr.ErrResourceDoesNotExist) {
+		return c.fail("delete the deploy record "+p, err)
+	}
+	return nil
+}
+
 // drift lists the top-level settings changed in the workspace since the
 // last deploy: different from the record (compared on the fields the
 // record has), or set in the workspace and absent from the record.
