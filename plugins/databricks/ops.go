@@ -274,7 +274,7 @@ func drift(last map[string]any, current jobs.JobSettings) []string {
 			if !isEmptyValue(v) && !filledIn[k] {
 				out = append(out, k)
 			}
-		case !reflect.DeepEqual(prune(v, lv), lv):
+		case exactDrift[k] && !reflect.DeepEqual(v, lv), !reflect.DeepEqual(prune(v, lv), lv):
 			out = append(out, k)
 		}
 	}
@@ -286,6 +286,12 @@ func drift(last map[string]any, current jobs.JobSettings) []string {
 	slices.Sort(out)
 	return out
 }
+
+// exactDrift are settings compared whole: a recipient or tag added in
+// the workspace is drift, while inside tasks the workspace adds defaults
+// (run_if, source, ...) that are not.
+var exactDrift = map[string]bool{"tags": true, "email_notifications": true, "webhook_notifications": true,
+	"notification_settings": true, "health": true, "run_as": true}
 
 // filledIn are settings the workspace fills in itself when pipectl sets
 // none.
