@@ -165,7 +165,7 @@ var valueFlags = map[string]bool{
 }
 
 // pipelineCommands take a pipeline as their first argument.
-var pipelineCommands = map[string]bool{"plan": true, "graph": true, "schedule": true, "run": true, "deploy": true}
+var pipelineCommands = map[string]bool{"plan": true, "graph": true, "schedule": true, "run": true, "deploy": true, "setup": true}
 
 // documentedCommands are the command lines of commands built in parallel
 // with the workflows (the Run and Databricks issues), as documented there:
