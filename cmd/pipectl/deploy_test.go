@@ -57,6 +57,7 @@ func TestDatabricksScripts(t *testing.T) {
 			"emulator-user": emulatorUser,
 			"writes":        countWrites,
 			"edit-job":      editJob,
+			"grant-job":     grantJob,
 		},
 	})
 }
@@ -129,6 +130,28 @@ func editJob(ts *testscript.TestScript, neg bool, args []string) {
 	var s jobs.JobSettings
 	ts.Check(json.Unmarshal([]byte(args[1]), &s))
 	ts.Check(c.W.Jobs.Update(context.Background(), jobs.UpdateJob{JobId: all[0].JobId, NewSettings: &s}))
+}
+
+// grantJob is "grant-job NAME GROUP LEVEL": a person grants a group a
+// permission on the job named NAME in the workspace (PATCH).
+func grantJob(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: grant-job NAME GROUP LEVEL")
+	}
+	e := ts.Value("emulator").(*emulator.Emulator)
+	env := func(k string) string {
+		return map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": emulatorToken}[k]
+	}
+	c, err := databricks.NewClient(&databricks.Config{}, env, nil)
+	ts.Check(err)
+	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: args[0]})
+	ts.Check(err)
+	if len(all) != 1 {
+		ts.Fatalf("%d jobs named %q", len(all), args[0])
+	}
+	_, err = c.W.Jobs.UpdatePermissions(context.Background(), jobs.JobPermissionsRequest{JobId: strconv.FormatInt(all[0].JobId, 10),
+		AccessControlList: []jobs.JobAccessControlRequest{{GroupName: args[1], PermissionLevel: jobs.JobPermissionLevel(args[2])}}})
+	ts.Check(err)
 }
 
 // TestDevEmulator starts pipectl dev databricks-emulator in process, checks

@@ -252,6 +252,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		out.Action = "create"
 		out.Settings = renderSettings(desired)
 		if opts.DryRun {
+			out.Permissions = cfg.managedPermissions() != nil
 			return out, nil
 		}
 		created, err := c.W.Jobs.Create(ctx, createJob(desired))
@@ -259,7 +260,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 			return nil, c.fail(fmt.Sprintf("create job %q", desired.Name), err)
 		}
 		out.JobID = created.JobId
-		if err := d.finishDeploy(ctx, c, cfg, key, nil, desired, out); err != nil {
+		if err := d.created(ctx, c, cfg, key, desired, out); err != nil {
 			return nil, err
 		}
 		// Another deploy may have created one at the same time: converge.
@@ -292,29 +293,45 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		return nil, err
 	}
 	diff, dropped := settingsDiff(current, desired)
-	out.Diff, out.Drift = diff, drift(last, current)
+	out.Diff, out.Drift = diff, drift(last.settings(), current)
 	if last == nil {
 		out.Dropped = dropped // without a record, what the spec does not set is all pipectl knows
 	}
+	// Reset the job only when its settings differ; permissions have their
+	// own call.
+	reset := diff != "" || len(out.Dropped) > 0 || len(out.Drift) > 0
+	perms := cfg.managedPermissions()
+	var owner *jobs.JobAccessControlRequest
+	if perms != nil {
+		var have map[Permission]bool
+		if owner, have, err = readPermissions(ctx, c, keep); err != nil {
+			return nil, err
+		}
+		out.Permissions = !maps.Equal(have, permissionSet(perms))
+		if last != nil && last.Permissions != nil && !maps.Equal(have, permissionSet(last.Permissions)) {
+			out.Drift = append(out.Drift, "permissions")
+			slices.Sort(out.Drift)
+		}
+	}
 	out.Action = "update"
-	if diff == "" && len(out.Dropped) == 0 && len(out.Drift) == 0 {
+	if !reset && !out.Permissions {
 		out.Action = "unchanged"
 	}
 	if opts.DryRun {
 		out.Removed = ours[1:]
-		if cfg.Job != nil {
-			if out.Permissions, err = applyPermissions(ctx, c, keep, cfg.Job.Permissions, true); err != nil {
-				return nil, err
-			}
-		}
 		return out, nil
 	}
-	if out.Action == "update" {
+	if reset {
 		if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil {
 			return nil, c.fail(fmt.Sprintf("reset job %d", keep), err)
 		}
 	}
-	if err := d.finishDeploy(ctx, c, cfg, key, last, desired, out); err != nil {
+	if out.Permissions {
+		if err := setPermissions(ctx, c, keep, owner, perms); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeRecord(ctx, c, rec, last, desired, perms); err != nil {
 		return nil, err
 	}
 	if len(ours) > 1 {
@@ -325,21 +342,26 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	return out, nil
 }
 
-// finishDeploy sets the job's permissions (when the spec lists them) and
-// records what was deployed.
-func (d *Deployer) finishDeploy(ctx context.Context, c *Client, cfg *Config, key string, last map[string]any, desired jobs.JobSettings, out *Outcome) error {
-	if cfg.Job != nil {
-		changed, err := applyPermissions(ctx, c, out.JobID, cfg.Job.Permissions, false)
+// created finishes a create: the spec's permissions (keeping the owner)
+// and the deploy record.
+func (d *Deployer) created(ctx context.Context, c *Client, cfg *Config, key string, desired jobs.JobSettings, out *Outcome) error {
+	perms := cfg.managedPermissions()
+	if perms != nil {
+		owner, have, err := readPermissions(ctx, c, out.JobID)
 		if err != nil {
 			return err
 		}
-		out.Permissions = changed
+		if out.Permissions = !maps.Equal(have, permissionSet(perms)); out.Permissions {
+			if err := setPermissions(ctx, c, out.JobID, owner, perms); err != nil {
+				return err
+			}
+		}
 	}
 	rec, err := recordPath(cfg, key)
 	if err != nil {
 		return err
 	}
-	return writeRecord(ctx, c, rec, last, desired)
+	return writeRecord(ctx, c, rec, nil, desired, perms)
 }
 
 // converge keeps the lowest job id, resets it to the desired settings and

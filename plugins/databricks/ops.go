@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -141,17 +140,12 @@ func applyOps(o *JobOps, s *jobs.JobSettings, tags map[string]string) {
 	}
 }
 
-// applyPermissions makes the job's direct permissions the spec's (when it
-// lists any): one PUT, keeping the job's owner, only when they differ.
-// It returns whether it wrote.
-func applyPermissions(ctx context.Context, c *Client, jobID int64, want []Permission, dryRun bool) (bool, error) {
-	if want == nil {
-		return false, nil
-	}
-	id := strconv.FormatInt(jobID, 10)
-	cur, err := c.W.Jobs.GetPermissions(ctx, jobs.GetJobPermissionsRequest{JobId: id})
+// readPermissions reads a job's direct permissions: its owner and the
+// others, as a set.
+func readPermissions(ctx context.Context, c *Client, jobID int64) (*jobs.JobAccessControlRequest, map[Permission]bool, error) {
+	cur, err := c.W.Jobs.GetPermissions(ctx, jobs.GetJobPermissionsRequest{JobId: strconv.FormatInt(jobID, 10)})
 	if err != nil {
-		return false, c.fail(fmt.Sprintf("read the permissions of job %d", jobID), err)
+		return nil, nil, c.fail(fmt.Sprintf("read the permissions of job %d", jobID), err)
 	}
 	var owner *jobs.JobAccessControlRequest
 	have := map[Permission]bool{}
@@ -168,17 +162,21 @@ func applyPermissions(ctx context.Context, c *Client, jobID int64, want []Permis
 			have[Permission{UserName: a.UserName, GroupName: a.GroupName, ServicePrincipalName: a.ServicePrincipalName, Level: string(p.PermissionLevel)}] = true
 		}
 	}
-	wantSet := map[Permission]bool{}
-	for _, p := range want {
-		wantSet[p] = true
+	return owner, have, nil
+}
+
+func permissionSet(ps []Permission) map[Permission]bool {
+	out := map[Permission]bool{}
+	for _, p := range ps {
+		out[p] = true
 	}
-	if maps.Equal(have, wantSet) {
-		return false, nil
-	}
-	if dryRun {
-		return true, nil
-	}
-	req := jobs.JobPermissionsRequest{JobId: id}
+	return out
+}
+
+// setPermissions replaces the job's direct permissions with want, keeping
+// its owner (one PUT).
+func setPermissions(ctx context.Context, c *Client, jobID int64, owner *jobs.JobAccessControlRequest, want []Permission) error {
+	req := jobs.JobPermissionsRequest{JobId: strconv.FormatInt(jobID, 10)}
 	if owner != nil {
 		req.AccessControlList = append(req.AccessControlList, *owner)
 	}
@@ -187,9 +185,18 @@ func applyPermissions(ctx context.Context, c *Client, jobID int64, want []Permis
 			ServicePrincipalName: p.ServicePrincipalName, PermissionLevel: jobs.JobPermissionLevel(p.Level)})
 	}
 	if _, err := c.W.Jobs.SetPermissions(ctx, req); err != nil {
-		return false, c.fail(fmt.Sprintf("set the permissions of job %d", jobID), err)
+		return c.fail(fmt.Sprintf("set the permissions of job %d", jobID), err)
 	}
-	return true, nil
+	return nil
+}
+
+// managedPermissions are the permissions the spec manages; nil leaves the
+// workspace's alone.
+func (c *Config) managedPermissions() []Permission {
+	if c.Job == nil {
+		return nil
+	}
+	return c.Job.Permissions
 }
 
 // Deploy records: what pipectl last deployed, kept in the workspace next
@@ -205,9 +212,23 @@ func recordPath(cfg *Config, key string) (string, error) {
 	return path.Join(root, ".pipectl", "deploys", key+".json"), nil
 }
 
-// readRecord returns the settings of the last deploy, nil when there is no
-// record.
-func readRecord(ctx context.Context, c *Client, p string) (map[string]any, error) {
+// deployRecord is what a deploy deployed: the job's settings and, when
+// the spec manages them, its permissions.
+type deployRecord struct {
+	Settings    map[string]any `json:"settings"`
+	Permissions []Permission   `json:"permissions,omitempty"`
+}
+
+func (r *deployRecord) settings() map[string]any {
+	if r == nil {
+		return nil
+	}
+	return r.Settings
+}
+
+// readRecord returns the last deploy's record, nil when there is none (or
+// it is unreadable).
+func readRecord(ctx context.Context, c *Client, p string) (*deployRecord, error) {
 	resp, err := c.W.Workspace.Export(ctx, workspace.ExportRequest{Path: p, Format: workspace.ExportFormatAuto})
 	if err != nil {
 		if errors.Is(err, apierr.ErrNotFound) || errors.Is(err, apierr.ErrResourceDoesNotExist) {
@@ -219,21 +240,25 @@ func readRecord(ctx context.Context, c *Client, p string) (map[string]any, error
 	if err != nil {
 		return nil, nil
 	}
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		return nil, nil // unreadable: as if absent
+	var r deployRecord
+	if json.Unmarshal(b, &r) != nil || r.Settings == nil {
+		return nil, nil
 	}
-	return m, nil
+	return &r, nil
 }
 
-// writeRecord saves the deployed settings, unless the record says so
-// already.
-func writeRecord(ctx context.Context, c *Client, p string, last map[string]any, deployed jobs.JobSettings) error {
-	m := settingsMap(deployed)
-	if reflect.DeepEqual(last, m) {
-		return nil
+// writeRecord saves what was deployed, unless the record says so already.
+func writeRecord(ctx context.Context, c *Client, p string, last *deployRecord, deployed jobs.JobSettings, perms []Permission) error {
+	r := &deployRecord{Settings: settingsMap(deployed), Permissions: perms}
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if last != nil {
+		// Compare as read back: numbers are float64 in both.
+		var again deployRecord
+		_ = json.Unmarshal(b, &again)
+		if reflect.DeepEqual(*last, again) {
+			return nil
+		}
 	}
-	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := c.W.Workspace.Mkdirs(ctx, workspace.Mkdirs{Path: path.Dir(p)}); err != nil {
 		return c.fail("create "+path.Dir(p), err)
 	}
