@@ -110,10 +110,9 @@ func failure(format string, args ...any) executor.Result {
 func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
 	cfg, c, err := e.connect(ctx, task.Config)
 	if err != nil {
-		if c != nil {
-			return e.apiFailure(c, "prepare the run", err), nil
-		}
-		return failure("%v", err), nil
+		// Already in pipectl's words (and redacted); reading the identity
+		// may fail for a while like any call.
+		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: err.Error(), Retryable: c != nil && transient(err)}}, nil
 	}
 	emit := func(kind executor.EventKind, text string) {
 		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)})
