@@ -859,3 +859,95 @@ func TestActionlint(t *testing.T) {
 		t.Errorf("%s:%d:%d: %s [%s]", relPath(root, e.Filepath), e.Line, e.Column, e.Message, e.Kind)
 	}
 }
+
+// TestReleaseGate: a release deploys to prod only after the same workflow
+// run (the same commit) trained on staging's workspace in the isolated test
+// target: the job that deploys needs the job that runs sentiment-train on
+// test, and test shares no schema or folder with staging.
+func TestReleaseGate(t *testing.T) {
+	c := loadCI(t)
+	jobOf := func(command, pipeline, target string) (string, string) {
+		for _, inv := range c.invs {
+			cl := readCall(inv.Args)
+			if cl.command == command && cl.pipeline == pipeline && cl.target == target && !cl.flags["--dry-run"] && inv.Event == "push" {
+				return inv.File, inv.Job
+			}
+		}
+		return "", ""
+	}
+	gateFile, gate := jobOf("run", "sentiment-train", "test")
+	deployFile, deploy := jobOf("deploy", "sentiment-train", "prod")
+	if gate == "" || deploy == "" || gateFile != deployFile {
+		t.Fatalf("want a push workflow that runs sentiment-train on test and deploys it to prod: gate %s:%s, deploy %s:%s", gateFile, gate, deployFile, deploy)
+	}
+	for _, f := range c.files {
+		if f.Path != deployFile {
+			continue
+		}
+		var needs []string
+		for _, n := range f.Workflow.Jobs[deploy].Needs {
+			needs = append(needs, n.Value)
+		}
+		if !slices.Contains(needs, gate) {
+			t.Errorf("%s: job %s deploys to prod without needing the staging gate %s (needs %v)", relPath(c.root, f.Path), deploy, gate, needs)
+		}
+	}
+	p := c.proj.Pipelines["sentiment-train"]
+	var test, staging struct {
+		Catalog, Schema string
+		Root            string `json:"workspace_root"`
+		Experiments     string `json:"experiment_root"`
+	}
+	if err := json.Unmarshal(p.Targets["test"].Config("databricks"), &test); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(p.Targets["staging"].Config("databricks"), &staging); err != nil {
+		t.Fatal(err)
+	}
+	if test.Catalog+"."+test.Schema == staging.Catalog+"."+staging.Schema || test.Root == staging.Root || test.Experiments == staging.Experiments {
+		t.Errorf("target test shares a schema or folder with staging: %+v vs %+v", test, staging)
+	}
+}
+
+// TestPRPlanComment: pull requests get the plan as one comment, updated in
+// place: the jobs that reach Databricks skip forks, and the job that posts
+// looks its comment up by the marker it writes.
+func TestPRPlanComment(t *testing.T) {
+	c := loadCI(t)
+	var f *workflows.File
+	for _, x := range c.files {
+		if filepath.Base(x.Path) == "pr-plan.yml" {
+			f = x
+		}
+	}
+	if f == nil {
+		t.Fatal("no .github/workflows/pr-plan.yml")
+	}
+	planned := map[string]bool{}
+	for _, inv := range c.invs {
+		if cl := readCall(inv.Args); inv.File == f.Path && cl.command == "deploy" && cl.flags["--dry-run"] && cl.target == "staging" {
+			planned[cl.pipeline] = true
+		}
+	}
+	for name, p := range c.proj.Pipelines {
+		if p.Schedule != "" && !planned[name] {
+			t.Errorf("pr-plan.yml does not dry-run deploy the scheduled pipeline %s on staging", name)
+		}
+	}
+	var script string
+	for _, job := range f.Jobs() {
+		if job.If == nil || !strings.Contains(job.If.Value, "github.event.pull_request.head.repo.full_name == github.repository") {
+			t.Errorf("pr-plan.yml: job %s does not skip fork pull requests", job.ID.Value)
+		}
+		for _, st := range job.Steps {
+			if r, ok := st.Exec.(*actionlint.ExecRun); ok && strings.Contains(r.Run.Value, "gh api") {
+				script = r.Run.Value
+			}
+		}
+	}
+	marker := regexp.MustCompile(`marker='(<!-- [a-z-]+ -->)'`).FindStringSubmatch(script)
+	if marker == nil || !strings.Contains(script, `startswith(\"$marker\")`) || !strings.Contains(script, "--method PATCH") ||
+		!strings.Contains(script, `"$marker"`) {
+		t.Errorf("pr-plan.yml: the comment step must write a hidden marker, find its comment by it and PATCH it:\n%s", script)
+	}
+}
