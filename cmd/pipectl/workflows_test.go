@@ -359,7 +359,11 @@ func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) 
 	// A job that reaches Databricks takes the credentials of the GitHub
 	// environment named like the target; any other would be a different
 	// workspace or service principal.
-	if c.command != "plan" && pl.Executor == spec.ExecutorDatabricks && inv.Environment != pl.Target {
+	// A dry-run deploy (pull request plans) may use <target>-plan instead:
+	// the same workspace, a read-only service principal, and deployment
+	// branches that admit pull requests.
+	readOnly := c.command == "deploy" && c.flags["--dry-run"] && inv.Environment == pl.Target+"-plan"
+	if c.command != "plan" && pl.Executor == spec.ExecutorDatabricks && inv.Environment != pl.Target && !readOnly {
 		problems = append(problems, fmt.Sprintf("runs on Databricks target %s from a job whose environment is %q: set environment: to the target", pl.Target, inv.Environment))
 	}
 	return c, problems
