@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,7 +88,17 @@ func (c *SetupCmd) Run(app *App) error {
 		if local == "" {
 			return invalidf("--upload %q: name a file, e.g. --upload data/financial_news.csv=raw/financial_news.csv", u)
 		}
-		uploads = append(uploads, databricks.Upload{Local: app.path(local), Dest: dest})
+		abs, err := filepath.Abs(local) // like data inspect: relative to the working directory
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(abs); err != nil || fi.IsDir() {
+			if err == nil {
+				return invalidf("--upload %s: a directory; name a file", local)
+			}
+			return invalidf("--upload %s: %v", local, unwrapPathError(err))
+		}
+		uploads = append(uploads, databricks.Upload{Local: abs, Dest: dest})
 	}
 	d := &databricks.Deployer{Env: app.Getenv}
 	var outs []*databricks.SetupOutcome
@@ -108,14 +119,6 @@ func (c *SetupCmd) Run(app *App) error {
 		writeSetupText(app.Stdout, out)
 	}
 	return nil
-}
-
-// path resolves a file argument against the project root (-C).
-func (a *App) path(p string) string {
-	if filepath.IsAbs(p) || a.Root == "" {
-		return p
-	}
-	return filepath.Join(a.Root, p)
 }
 
 func writeSetupText(w io.Writer, o *databricks.SetupOutcome) {
