@@ -29,6 +29,7 @@ type CLI struct {
 	Logs      LogsCmd      `cmd:"" help:"Print a stage's log of a run."`
 	Schedule  ScheduleCmd  `cmd:"" help:"Print a pipeline's schedule as GitHub Actions or Databricks (Quartz) cron."`
 	Deploy    DeployCmd    `cmd:"" help:"Deploy a pipeline as a scheduled multi-task Databricks job (or --destroy it)."`
+	Setup     SetupCmd     `cmd:"" help:"Create a Databricks target's Unity Catalog schema and Volume when missing, and upload data files (--upload); idempotent."`
 	Gc        GcCmd        `cmd:"" name:"gc" help:"Delete old runs and predictions, unused data versions, cache entries, temporary directories and venvs (--dry-run lists them)."`
 	UI        UICmd        `cmd:"" name:"ui" help:"Serve the MLflow UI on the local store (<state dir>/mlflow)."`
 	Version   VersionCmd   `cmd:"" help:"Print pipectl's version."`

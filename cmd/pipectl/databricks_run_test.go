@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/databricks/databricks-sdk-go/service/files"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
 
 	"github.com/pipectl/pipectl/engine/record"
 	"github.com/pipectl/pipectl/internal/databricks/emulator"
@@ -77,7 +77,8 @@ func TestSentimentRunOnEmulator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e, err := emulator.Start(emulator.Options{Dir: t.TempDir(), Token: emulatorToken, Python: python})
+	e, err := emulator.Start(emulator.Options{Dir: t.TempDir(), Token: emulatorToken, Python: python, Catalogs: []string{"dev"},
+		UserName: "jane.doe@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +90,10 @@ func TestSentimentRunOnEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample, err := os.Open(filepath.Join(project, "data", "sample", "financial_news.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.W.Files.Upload(context.Background(), files.UploadRequest{FilePath: "/Volumes/dev/sentiment/pipectl/raw/financial_news.csv", Contents: sample})
-	sample.Close()
-	if err != nil {
-		t.Fatal(err)
+	// What a developer does first: the schema, the Volume and the raw data.
+	if r := runPipectl(t, project, "setup", "sentiment", "-t", "dev", "--upload", "data/sample/financial_news.csv"); r.code != 0 ||
+		!strings.Contains(r.stdout, "file       /Volumes/dev/sentiment/pipectl/raw/financial_news.csv uploaded") {
+		t.Fatalf("setup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	var written []string // what pipectl printed, for the leak scan
 
@@ -129,6 +126,16 @@ func TestSentimentRunOnEmulator(t *testing.T) {
 		t.Errorf("inference used %q, evaluate chose %q", got, finished["evaluate"].Outputs["model_uri"])
 	}
 	runs := len(e.RunIDs())
+	// dev is per-user: jane's runs carry her name.
+	for _, id := range e.RunIDs() {
+		run, err := c.W.Jobs.GetRun(context.Background(), jobs.GetRunRequest{RunId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(run.RunName, "[dev jane_doe] ") {
+			t.Errorf("run %d is named %q, want the prefix [dev jane_doe]", id, run.RunName)
+		}
+	}
 
 	// The same run again is cached: the executor found every output.
 	r = runPipectl(t, project, "run", "sentiment", "--target", "dev", "--json")

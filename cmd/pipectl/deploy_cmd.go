@@ -42,6 +42,8 @@ type deployJSON struct {
 	Removed  []int64             `json:"removed_job_ids,omitempty"`
 	Foreign  []int64             `json:"foreign_job_ids,omitempty"`
 	Dropped  []string            `json:"dropped_settings,omitempty"`
+	Drift    []string            `json:"drift,omitempty"`
+	Perms    bool                `json:"permissions_changed,omitempty"`
 	Schedule *deployScheduleJSON `json:"schedule,omitempty"`
 }
 
@@ -119,7 +121,10 @@ func (a *App) checkDeployable(pl *plan.Plan, destroy bool) error {
 	}
 	field := fmt.Sprintf("%s.targets.%s.databricks", pl.Pipeline.Path, pl.Target.Name)
 	if destroy {
-		notebooks = nil // only the workspace matters
+		// Only the workspace matters: no notebooks, and no git URL or
+		// commit (the job is found by name and key, not by its source).
+		notebooks = nil
+		cfg.Source = databricks.Source{Kind: databricks.SourceWorkspace}
 	}
 	ds := cfg.Validate(databricks.Env(a.Getenv), field, a.Root, notebooks)
 	for i := range ds {
@@ -200,6 +205,22 @@ func writeDeployText(w io.Writer, o *databricks.Outcome) {
 		}
 	case "unchanged":
 		row("job", "%s is up to date", job)
+	}
+	for _, k := range o.Drift {
+		if o.DryRun {
+			row("drift", "%s: changed in the workspace since the last deploy; this deploy overwrites it", k)
+		} else {
+			row("drift", "%s: changed in the workspace since the last deploy; overwritten", k)
+		}
+	}
+	if o.Permissions {
+		if o.DryRun {
+			row("access", "would set the job's permissions to the spec's")
+		} else {
+			row("access", "set the job's permissions to the spec's")
+		}
+	}
+	switch o.Action {
 	case "delete":
 		for _, id := range o.Removed {
 			row("job", "%s job %d %q", would("delete"), id, o.Name)
@@ -228,7 +249,8 @@ func writeDeployText(w io.Writer, o *databricks.Outcome) {
 
 func writeDeployJSON(w io.Writer, pl *plan.Plan, o *databricks.Outcome) error {
 	out := deployJSON{Pipeline: pl.Pipeline.Name, Target: pl.Target.Name, Host: o.Host, DryRun: o.DryRun, Action: o.Action,
-		JobID: o.JobID, JobName: o.Name, Diff: o.Diff, Removed: o.Removed, Foreign: o.Foreign, Dropped: o.Dropped}
+		JobID: o.JobID, JobName: o.Name, Diff: o.Diff, Removed: o.Removed, Foreign: o.Foreign, Dropped: o.Dropped,
+		Drift: o.Drift, Perms: o.Permissions}
 	if o.Code.Folder != "" || o.Code.Git != nil {
 		code := map[string]any{}
 		if o.Code.Git != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,8 @@ func TestDatabricksScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("PIPECTL_UPDATE") == "1",
 		Setup: func(env *testscript.Env) error {
-			e, err := emulator.Start(emulator.Options{Dir: filepath.Join(env.WorkDir, ".emulator"), Token: emulatorToken})
+			e, err := emulator.Start(emulator.Options{Dir: filepath.Join(env.WorkDir, ".emulator"), Token: emulatorToken,
+				Catalogs: []string{"dev", "staging", "prod"}})
 			if err != nil {
 				return err
 			}
@@ -51,7 +53,11 @@ func TestDatabricksScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"jobs": countJobs,
+			"jobs":          countJobs,
+			"emulator-user": emulatorUser,
+			"writes":        countWrites,
+			"edit-job":      editJob,
+			"grant-job":     grantJob,
 		},
 	})
 }
@@ -78,6 +84,74 @@ func countJobs(ts *testscript.TestScript, neg bool, args []string) {
 	if (len(all) == want) == neg {
 		ts.Fatalf("%d jobs (%s), want %s%d", len(all), strings.Join(names, ", "), map[bool]string{true: "not ", false: ""}[neg], want)
 	}
+}
+
+// emulatorUser is "emulator-user NAME": the token now belongs to NAME
+// (SCIM /Me), as another developer's would.
+func emulatorUser(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: emulator-user NAME")
+	}
+	ts.Value("emulator").(*emulator.Emulator).SetUser(args[0])
+}
+
+// countWrites is "writes N": the emulator received exactly N
+// state-changing calls since the last "writes" (or the start).
+func countWrites(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: writes N")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	e := ts.Value("emulator").(*emulator.Emulator)
+	if got := e.Writes(); got != want {
+		ts.Fatalf("%d writes, want %d: %v", got, want, e.Calls())
+	}
+	e.ResetCalls()
+}
+
+// editJob is "edit-job NAME JSON": a person changes the job named NAME in
+// the workspace (jobs/update with JSON as new_settings), as the UI does.
+func editJob(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: edit-job NAME JSON")
+	}
+	e := ts.Value("emulator").(*emulator.Emulator)
+	env := func(k string) string {
+		return map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": emulatorToken}[k]
+	}
+	c, err := databricks.NewClient(&databricks.Config{}, env, nil)
+	ts.Check(err)
+	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: args[0]})
+	ts.Check(err)
+	if len(all) != 1 {
+		ts.Fatalf("%d jobs named %q", len(all), args[0])
+	}
+	var s jobs.JobSettings
+	ts.Check(json.Unmarshal([]byte(args[1]), &s))
+	ts.Check(c.W.Jobs.Update(context.Background(), jobs.UpdateJob{JobId: all[0].JobId, NewSettings: &s}))
+}
+
+// grantJob is "grant-job NAME GROUP LEVEL": a person grants a group a
+// permission on the job named NAME in the workspace (PATCH).
+func grantJob(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: grant-job NAME GROUP LEVEL")
+	}
+	e := ts.Value("emulator").(*emulator.Emulator)
+	env := func(k string) string {
+		return map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": emulatorToken}[k]
+	}
+	c, err := databricks.NewClient(&databricks.Config{}, env, nil)
+	ts.Check(err)
+	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: args[0]})
+	ts.Check(err)
+	if len(all) != 1 {
+		ts.Fatalf("%d jobs named %q", len(all), args[0])
+	}
+	_, err = c.W.Jobs.UpdatePermissions(context.Background(), jobs.JobPermissionsRequest{JobId: strconv.FormatInt(all[0].JobId, 10),
+		AccessControlList: []jobs.JobAccessControlRequest{{GroupName: args[1], PermissionLevel: jobs.JobPermissionLevel(args[2])}}})
+	ts.Check(err)
 }
 
 // TestDevEmulator starts pipectl dev databricks-emulator in process, checks

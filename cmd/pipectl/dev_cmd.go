@@ -26,6 +26,10 @@ type DevEmulatorCmd struct {
 	Python string   `default:"python3" help:"Python with the notebooks' requirements (notebooks/requirements.txt), to run notebooks and MLflow."`
 	Path   []string `name:"python-path" sep:"none" placeholder:"DIR" help:"Extra PYTHONPATH entry for notebooks, e.g. a notebooks/ directory with pipectl_runner (repeatable)."`
 	MLflow string   `name:"mlflow-tracking-uri" placeholder:"URI" help:"MLflow server behind the databricks URIs (default: the emulator starts one)."`
+	// Catalogs exist from the start: pipectl setup creates schemas and
+	// Volumes, never catalogs.
+	Catalogs []string `name:"catalog" default:"dev,staging,prod" placeholder:"NAME" help:"Unity Catalog catalogs the emulator's metastore has (repeatable)."`
+	User     string   `name:"user" placeholder:"USER" help:"The token's identity (SCIM /Me; per-user targets name things after it; default pipectl-emulator@example.com)."`
 }
 
 // Run starts the emulator, prints the export lines a client shell needs to
@@ -57,7 +61,7 @@ func (c *DevEmulatorCmd) Run(app *App) error {
 	}
 	e, err := emulator.Start(emulator.Options{
 		Dir: dir, Token: token, Addr: "127.0.0.1:" + strconv.Itoa(c.Port), Python: c.Python, PythonPath: paths,
-		MLflowTrackingURI: c.MLflow, Env: []string{"PATH=" + app.Getenv("PATH")},
+		MLflowTrackingURI: c.MLflow, Env: []string{"PATH=" + app.Getenv("PATH")}, Catalogs: c.Catalogs, UserName: c.User,
 		Logf: func(format string, args ...any) { fmt.Fprintf(app.Stderr, "emulator: "+format+"\n", args...) },
 	})
 	if err != nil {

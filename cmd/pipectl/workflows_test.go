@@ -165,7 +165,7 @@ var valueFlags = map[string]bool{
 }
 
 // pipelineCommands take a pipeline as their first argument.
-var pipelineCommands = map[string]bool{"plan": true, "graph": true, "schedule": true, "run": true, "deploy": true}
+var pipelineCommands = map[string]bool{"plan": true, "graph": true, "schedule": true, "run": true, "deploy": true, "setup": true}
 
 // documentedCommands are the command lines of commands built in parallel
 // with the workflows (the Run and Databricks issues), as documented there:
@@ -359,7 +359,11 @@ func checkInvocation(root string, proj *spec.Project, inv workflows.Invocation) 
 	// A job that reaches Databricks takes the credentials of the GitHub
 	// environment named like the target; any other would be a different
 	// workspace or service principal.
-	if c.command != "plan" && pl.Executor == spec.ExecutorDatabricks && inv.Environment != pl.Target {
+	// A dry-run deploy (pull request plans) may use <target>-plan instead:
+	// the same workspace, a read-only service principal, and deployment
+	// branches that admit pull requests.
+	readOnly := c.command == "deploy" && c.flags["--dry-run"] && inv.Environment == pl.Target+"-plan"
+	if c.command != "plan" && pl.Executor == spec.ExecutorDatabricks && inv.Environment != pl.Target && !readOnly {
 		problems = append(problems, fmt.Sprintf("runs on Databricks target %s from a job whose environment is %q: set environment: to the target", pl.Target, inv.Environment))
 	}
 	return c, problems
@@ -460,6 +464,16 @@ func pushDeploys(invs []workflows.Invocation, pipeline, target string, destroy b
 	return false
 }
 
+// runsPipelines reports whether a workflow calls pipectl run at all.
+func runsPipelines(f *workflows.File, invs []workflows.Invocation) bool {
+	for _, inv := range invs {
+		if inv.File == f.Path && readCall(inv.Args).command == "run" {
+			return true
+		}
+	}
+	return false
+}
+
 // productionTargets are the Databricks targets in production mode: where
 // pipectl deploy unpauses a databricks-scheduled job.
 func productionTargets(p *spec.Pipeline) []string {
@@ -477,8 +491,8 @@ func productionTargets(p *spec.Pipeline) []string {
 func scheduleProblems(proj *spec.Project, files []*workflows.File, invs []workflows.Invocation) []string {
 	var problems []string
 	for _, f := range files {
-		if len(f.Crons()) == 0 {
-			continue
+		if len(f.Crons()) == 0 || !runsPipelines(f, invs) {
+			continue // a cron that runs no pipeline (live.yml's test) has no spec to agree with
 		}
 		runs := scheduledRuns(f, invs)
 		if len(runs) != 1 {
@@ -618,8 +632,12 @@ func TestScheduleCheckerFails(t *testing.T) {
 			`cron "0 4 1 * *" differs from the spec's schedule of sentiment-train: set it to "0 3 1 * *"`},
 		"scheduled unscheduled": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment'`}}},
 			"runs sentiment, which has no schedule"},
+		// A cron that runs no pipeline is fine (live.yml's), but the pipeline
+		// the cron ran is left without one.
 		"cron without a pipeline": {c.proj, edits{"train.yml": {{"run: pipectl run", "run: echo pipectl run"}}},
-			"must start exactly one pipeline"},
+			"pipeline sentiment-train: its spec's scheduler is github, but no workflow cron runs it"},
+		"live.yml cron running a pipeline": {c.proj, edits{"live.yml": {{"run: go test -count=1", "run: pipectl run sentiment-train --target test && go test -count=1"}}},
+			"pipeline sentiment-train is run by 2 workflow crons"},
 		"github without a cron": {c.proj, noInferenceCron,
 			"pipeline sentiment-inference: its spec's scheduler is github, but no workflow cron runs it"},
 		"github twice": {c.proj, edits{"train.yml": {{`inputs.pipeline || 'sentiment-train'`, `inputs.pipeline || 'sentiment-inference'`}, {`cron: "0 3 1 * *"`, `cron: "0 6 * * *"`}}},
@@ -691,6 +709,9 @@ func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflo
 				add(f.Path, perm.Pos.Line, "job %s: permissions: %s; list the scopes it needs", id, perm.All.Value)
 			}
 			for _, sc := range perm.Scopes {
+				if sc.Value.Value == "write" && sc.Name.Value == "pull-requests" && commentOnly(job, perm) {
+					continue // pr-plan.yml's comment job: no checkout, no OIDC token
+				}
 				if sc.Value.Value == "write" && sc.Name.Value != "id-token" {
 					add(f.Path, sc.Name.Pos.Line, "job %s: %s: write; these workflows only read the repository", id, sc.Name.Value)
 				}
@@ -747,6 +768,23 @@ func hygieneProblems(proj *spec.Project, files []*workflows.File, invs []workflo
 	return problems
 }
 
+// commentOnly reports whether a job may write to pull requests: it checks
+// out nothing (runs no code of the pull request), uses no action and gets
+// no OIDC token, so a pull request cannot reach Databricks through it.
+func commentOnly(job *actionlint.Job, perm *actionlint.Permissions) bool {
+	for _, sc := range perm.Scopes {
+		if sc.Name.Value != "pull-requests" && sc.Value.Value == "write" {
+			return false
+		}
+	}
+	for _, st := range job.Steps {
+		if _, ok := st.Exec.(*actionlint.ExecAction); ok {
+			return false
+		}
+	}
+	return true
+}
+
 // TestHygieneCheckerFails proves the hygiene checks catch what they guard.
 func TestHygieneCheckerFails(t *testing.T) {
 	c := loadCI(t)
@@ -769,6 +807,13 @@ jobs:
       - uses: actions/checkout@v6
       - uses: actions/setup-go@7a3fe6cf4cb3a834922a1244abfce67bcef6a0c5
       - run: pipectl deploy sentiment-inference --target prod
+  comment:
+    runs-on: ubuntu-latest
+    permissions:
+      pull-requests: write
+    steps:
+      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2
+      - run: gh pr comment
 `
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -786,6 +831,7 @@ jobs:
 		"pull_request_target", "must set permissions: {}", "contents: write", "without an environment",
 		"actions/checkout@v6 is not pinned", "trailing comment", "secrets are used only for the token fallback",
 		`concurrency group "all", want "pipectl-deploy-sentiment-inference-prod"`, "cancel-in-progress: false",
+		"job comment: pull-requests: write", // it checks out the pull request's code
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems do not mention %q:\n%s", want, all)
@@ -815,5 +861,97 @@ func TestActionlint(t *testing.T) {
 	}
 	for _, e := range errs {
 		t.Errorf("%s:%d:%d: %s [%s]", relPath(root, e.Filepath), e.Line, e.Column, e.Message, e.Kind)
+	}
+}
+
+// TestReleaseGate: a release deploys to prod only after the same workflow
+// run (the same commit) trained on staging's workspace in the isolated test
+// target: the job that deploys needs the job that runs sentiment-train on
+// test, and test shares no schema or folder with staging.
+func TestReleaseGate(t *testing.T) {
+	c := loadCI(t)
+	jobOf := func(command, pipeline, target string) (string, string) {
+		for _, inv := range c.invs {
+			cl := readCall(inv.Args)
+			if cl.command == command && cl.pipeline == pipeline && cl.target == target && !cl.flags["--dry-run"] && inv.Event == "push" {
+				return inv.File, inv.Job
+			}
+		}
+		return "", ""
+	}
+	gateFile, gate := jobOf("run", "sentiment-train", "test")
+	deployFile, deploy := jobOf("deploy", "sentiment-train", "prod")
+	if gate == "" || deploy == "" || gateFile != deployFile {
+		t.Fatalf("want a push workflow that runs sentiment-train on test and deploys it to prod: gate %s:%s, deploy %s:%s", gateFile, gate, deployFile, deploy)
+	}
+	for _, f := range c.files {
+		if f.Path != deployFile {
+			continue
+		}
+		var needs []string
+		for _, n := range f.Workflow.Jobs[deploy].Needs {
+			needs = append(needs, n.Value)
+		}
+		if !slices.Contains(needs, gate) {
+			t.Errorf("%s: job %s deploys to prod without needing the staging gate %s (needs %v)", relPath(c.root, f.Path), deploy, gate, needs)
+		}
+	}
+	p := c.proj.Pipelines["sentiment-train"]
+	var test, staging struct {
+		Catalog, Schema string
+		Root            string `json:"workspace_root"`
+		Experiments     string `json:"experiment_root"`
+	}
+	if err := json.Unmarshal(p.Targets["test"].Config("databricks"), &test); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(p.Targets["staging"].Config("databricks"), &staging); err != nil {
+		t.Fatal(err)
+	}
+	if test.Catalog+"."+test.Schema == staging.Catalog+"."+staging.Schema || test.Root == staging.Root || test.Experiments == staging.Experiments {
+		t.Errorf("target test shares a schema or folder with staging: %+v vs %+v", test, staging)
+	}
+}
+
+// TestPRPlanComment: pull requests get the plan as one comment, updated in
+// place: the jobs that reach Databricks skip forks, and the job that posts
+// looks its comment up by the marker it writes.
+func TestPRPlanComment(t *testing.T) {
+	c := loadCI(t)
+	var f *workflows.File
+	for _, x := range c.files {
+		if filepath.Base(x.Path) == "pr-plan.yml" {
+			f = x
+		}
+	}
+	if f == nil {
+		t.Fatal("no .github/workflows/pr-plan.yml")
+	}
+	planned := map[string]bool{}
+	for _, inv := range c.invs {
+		if cl := readCall(inv.Args); inv.File == f.Path && cl.command == "deploy" && cl.flags["--dry-run"] && cl.target == "staging" {
+			planned[cl.pipeline] = true
+		}
+	}
+	for name, p := range c.proj.Pipelines {
+		if p.Schedule != "" && !planned[name] {
+			t.Errorf("pr-plan.yml does not dry-run deploy the scheduled pipeline %s on staging", name)
+		}
+	}
+	var script string
+	for _, job := range f.Jobs() {
+		if job.If == nil || !strings.Contains(job.If.Value, "github.event.pull_request.head.repo.full_name == github.repository") {
+			t.Errorf("pr-plan.yml: job %s does not skip fork pull requests", job.ID.Value)
+		}
+		for _, st := range job.Steps {
+			if r, ok := st.Exec.(*actionlint.ExecRun); ok && strings.Contains(r.Run.Value, "gh api") {
+				script = r.Run.Value
+			}
+		}
+	}
+	marker := regexp.MustCompile(`marker='(<!-- [a-z-]+ -->)'`).FindStringSubmatch(script)
+	if marker == nil || !strings.Contains(script, `startswith(\"$marker\")`) || !strings.Contains(script, "--method PATCH") ||
+		!strings.Contains(script, `"$marker"`) {
+		t.Errorf("pr-plan.yml: the comment step must write a hidden marker, find its comment by it and PATCH it:\n%s", script)
 	}
 }

@@ -399,8 +399,14 @@ func (l *loader) checkTargetConfig(p *Pipeline, t *Target, raw cue.Value) {
 		Catalog string `json:"catalog"`
 		Schema  string `json:"schema"`
 		Volume  string `json:"volume"`
+		PerUser bool   `json:"per_user"`
 	}
 	_ = unmarshalJSON(db, &cfg)
+	if cfg.PerUser && t.Mode == "production" {
+		fp := t.Path + ".databricks.per_user"
+		l.add(diag.Errorf(l.posAt(raw, splitPath(fp)...), fp, "production target %q cannot be per_user: a production job belongs to no developer", t.Name).
+			WithFix("remove per_user from %s, or set mode: \"development\"", t.Name))
+	}
 	if cfg.Host != "" && cfg.Profile != "" {
 		pos := l.posAt(raw, "pipelines", p.Name, "targets", t.Name, "databricks", "profile")
 		l.add(diag.Errorf(pos, t.Path+".databricks.profile", "target %q names both a host and a profile", t.Name).

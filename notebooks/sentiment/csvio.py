@@ -56,7 +56,10 @@ class DataError(ValueError):
 
 def read_bytes(path: Path) -> bytes:
     if not path.exists():
-        raise DataError(f"input file not found: {path}")
+        hint = ""
+        if str(path).startswith("/Volumes/"):
+            hint = " (upload it with: pipectl setup --target TARGET --upload FILE=<path inside the Volume>)"
+        raise DataError(f"input file not found: {path}{hint}")
     if not path.is_file():
         raise DataError(f"input path is not a file: {path}")
     return path.read_bytes()

@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLE_CSV
 
 from sentiment import dataset
-from sentiment.csvio import DataError
+from sentiment.csvio import DataError, read_bytes
 from sentiment.dataset import VersionConflictError
 from sentiment.stages import data
 from sentiment.textkey import group_key
@@ -217,3 +217,13 @@ def test_malformed_csv(tmp_path):
     src.write_text("Sentence,Sentiment\nfine,neutral\ntoo,many,fields\n")
     with pytest.raises(DataError, match=r"bad\.csv: data row 2 \(line 3\) has 3 field\(s\), the header 2"):
         run(tmp_path, source=str(src))
+
+
+def test_missing_volume_input_names_setup() -> None:
+    """A raw file missing from a Volume points at pipectl setup --upload."""
+    with pytest.raises(
+        DataError, match=r"input file not found: /Volumes/dev/s/v/raw/x\.csv \(upload it with: pipectl setup"
+    ):
+        read_bytes(Path("/Volumes/dev/s/v/raw/x.csv"))
+    with pytest.raises(DataError, match=r"^input file not found: /nonexistent/x\.csv$"):
+        read_bytes(Path("/nonexistent/x.csv"))

@@ -45,6 +45,8 @@ type Client struct {
 	// Host is the workspace URL.
 	Host string
 	red  *redactor
+	// id is the credentials' identity, read once (per-user mode).
+	id identity
 }
 
 // NewClient builds a workspace client with the SDK's unified auth: the

@@ -21,11 +21,7 @@ var modelVersionURI = regexp.MustCompile(`^models:/([^/@]+)/(\d+)$`)
 // directory and predictions file must still be in the Volume (Files API)
 // and its registered model version in Unity Catalog.
 func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
-	cfg, err := ParseConfig(req.Task.Config)
-	if err != nil {
-		return executor.CheckResult{}, err
-	}
-	c, err := e.client(cfg)
+	cfg, c, err := e.connect(ctx, req.Task.Config)
 	if err != nil {
 		return executor.CheckResult{}, err
 	}

@@ -31,6 +31,16 @@ type Config struct {
 	// ConnectTimeout bounds the wait for an unreachable workspace (a Go
 	// duration, e.g. "30s"; default DefaultConnectTimeout).
 	ConnectTimeout string `json:"connect_timeout,omitempty"`
+	// PerUser turns on per-user development mode (personal.go);
+	// PerUserSchema also gives each user a schema.
+	PerUser       bool `json:"per_user,omitempty"`
+	PerUserSchema bool `json:"per_user_schema,omitempty"`
+	// Job holds the deployed job's operations settings (ops.go).
+	Job *JobOps `json:"job,omitempty"`
+
+	// User is the short user name once Personalize has applied per-user
+	// mode; never read from a spec.
+	User string `json:"-"`
 }
 
 // Source says where Databricks reads notebooks from.
@@ -241,6 +251,11 @@ func (c *Config) Validate(env Env, field, projectRoot string, notebooks []string
 	if !strings.HasPrefix(c.ExperimentRoot, "/") || slices.Contains(strings.Split(c.ExperimentRoot, "/"), "..") {
 		errf("experiment_root", "experiment_root %q must be an absolute workspace folder without '..'", c.ExperimentRoot)
 	}
+	if c.PerUserSchema && !c.PerUser {
+		d := errf("per_user_schema", "per_user_schema is set but per_user is not")
+		d.Fix = "set per_user: true as well, or remove per_user_schema"
+	}
+	c.Job.validate(errf)
 	for name, v := range map[string]string{"catalog": c.Catalog, "schema": c.Schema, "volume": c.Volume} {
 		if !ucIdent.MatchString(v) {
 			d := errf(name, "%s %q is not a Unity Catalog name pipectl can use", name, v)

@@ -33,6 +33,8 @@ const (
 	// schedulerTag records which system triggers the schedule (the spec's
 	// scheduler), so a workspace user sees why a job is paused.
 	schedulerTag = "pipectl_scheduler"
+	// userTag names the developer of a per-user (development) job.
+	userTag = "pipectl_user"
 )
 
 // JobName is the deterministic name of the job of a pipeline on a target.
@@ -84,7 +86,7 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 	p, t := pl.Pipeline, pl.Target
 	comp := NewComputeSpec(cfg, reqs)
 	s := jobs.JobSettings{
-		Name:              JobName(p.Name, t.Name),
+		Name:              cfg.JobName(p.Name, t.Name),
 		Description:       strings.TrimSpace(p.Description + "\n\nDeployed by pipectl from specs; changes made here are overwritten by the next pipectl deploy."),
 		MaxConcurrentRuns: cfg.MaxConcurrentRuns,
 		Queue:             &jobs.QueueSettings{Enabled: true},
@@ -98,6 +100,9 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 	if gitCommit != "" {
 		own[commitTag] = gitCommit
 	}
+	if cfg.User != "" {
+		own[userTag] = cfg.User
+	}
 	if p.Schedule != "" {
 		own[schedulerTag] = p.Scheduler
 	}
@@ -106,6 +111,7 @@ func JobSettings(pl *plan.Plan, cfg *Config, loc codeLocation, reqs []string, gi
 		tags = map[string]string{}
 	}
 	maps.Copy(tags, own)
+	applyOps(cfg.Job, &s, tags)
 	if len(tags) > 25 {
 		return s, fmt.Errorf("the job would carry %d tags; Databricks allows 25 (pipectl uses %d): drop some of the pipeline's tags", len(tags), len(own))
 	}
@@ -196,6 +202,12 @@ type Outcome struct {
 	Foreign []int64
 	// Dropped are settings made outside pipectl that the update removes.
 	Dropped []string
+	// Drift are the settings changed in the workspace since the last
+	// deploy (its record), which this deploy overwrites.
+	Drift []string
+	// Permissions says whether the job's permissions differ from the
+	// spec's (and were, unless dry, set).
+	Permissions bool
 	// Schedule is the deployed (or, dry, desired) job schedule, nil for an
 	// unscheduled pipeline or a destroy; Scheduler is the pipeline's
 	// scheduler and PauseWhy the reason for Schedule's pause status.
@@ -218,11 +230,11 @@ type CodeOutcome struct {
 // after a create it lists again and converges on the lowest job id, so two
 // racing deploys leave one job.
 func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions) (*Outcome, error) {
-	cfg, c, err := d.connect(pl)
+	cfg, c, err := d.connect(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{Host: c.Host, DryRun: opts.DryRun, Name: JobName(pl.Pipeline.Name, pl.Target.Name)}
+	out := &Outcome{Host: c.Host, DryRun: opts.DryRun, Name: cfg.JobName(pl.Pipeline.Name, pl.Target.Name)}
 	loc, commit, err := d.code(ctx, c, cfg, pl, opts, out)
 	if err != nil {
 		return nil, err
@@ -251,6 +263,7 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		out.Action = "create"
 		out.Settings = renderSettings(desired)
 		if opts.DryRun {
+			out.Permissions = cfg.managedPermissions() != nil
 			return out, nil
 		}
 		created, err := c.W.Jobs.Create(ctx, createJob(desired))
@@ -258,6 +271,9 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 			return nil, c.fail(fmt.Sprintf("create job %q", desired.Name), err)
 		}
 		out.JobID = created.JobId
+		if err := d.created(ctx, c, cfg, key, desired, out); err != nil {
+			return nil, err
+		}
 		// Another deploy may have created one at the same time: converge.
 		if ours, _, err = findJobs(ctx, c, desired.Name, key); err != nil {
 			return nil, err
@@ -279,20 +295,55 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 	if job.Settings != nil {
 		current = *job.Settings
 	}
+	rec, err := recordPath(cfg, key)
+	if err != nil {
+		return nil, err
+	}
+	last, err := readRecord(ctx, c, rec)
+	if err != nil {
+		return nil, err
+	}
 	diff, dropped := settingsDiff(current, desired)
-	out.Diff, out.Dropped = diff, dropped
+	out.Diff, out.Drift = diff, drift(last.settings(), current)
+	if last == nil {
+		out.Dropped = dropped // without a record, what the spec does not set is all pipectl knows
+	}
+	// Reset the job only when its settings differ; permissions have their
+	// own call.
+	reset := diff != "" || len(out.Dropped) > 0 || len(out.Drift) > 0
+	perms := cfg.managedPermissions()
+	var owner *jobs.JobAccessControlRequest
+	if perms != nil {
+		var have map[Permission]bool
+		if owner, have, err = readPermissions(ctx, c, keep); err != nil {
+			return nil, err
+		}
+		out.Permissions = !maps.Equal(have, permissionSet(perms))
+		if last != nil && last.Permissions != nil && !maps.Equal(have, permissionSet(last.Permissions)) {
+			out.Drift = append(out.Drift, "permissions")
+			slices.Sort(out.Drift)
+		}
+	}
 	out.Action = "update"
-	if diff == "" && len(dropped) == 0 {
+	if !reset && !out.Permissions {
 		out.Action = "unchanged"
 	}
 	if opts.DryRun {
 		out.Removed = ours[1:]
 		return out, nil
 	}
-	if out.Action == "update" {
+	if reset {
 		if err := c.W.Jobs.Reset(ctx, jobs.ResetJob{JobId: keep, NewSettings: desired}); err != nil {
 			return nil, c.fail(fmt.Sprintf("reset job %d", keep), err)
 		}
+	}
+	if out.Permissions {
+		if err := setPermissions(ctx, c, keep, owner, perms); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeRecord(ctx, c, rec, last, desired, perms); err != nil {
+		return nil, err
 	}
 	if len(ours) > 1 {
 		if err := d.converge(ctx, c, ours, desired, out); err != nil {
@@ -300,6 +351,28 @@ func (d *Deployer) Deploy(ctx context.Context, pl *plan.Plan, opts DeployOptions
 		}
 	}
 	return out, nil
+}
+
+// created finishes a create: the spec's permissions (keeping the owner)
+// and the deploy record.
+func (d *Deployer) created(ctx context.Context, c *Client, cfg *Config, key string, desired jobs.JobSettings, out *Outcome) error {
+	perms := cfg.managedPermissions()
+	if perms != nil {
+		owner, have, err := readPermissions(ctx, c, out.JobID)
+		if err != nil {
+			return err
+		}
+		if out.Permissions = !maps.Equal(have, permissionSet(perms)); out.Permissions {
+			if err := setPermissions(ctx, c, out.JobID, owner, perms); err != nil {
+				return err
+			}
+		}
+	}
+	rec, err := recordPath(cfg, key)
+	if err != nil {
+		return err
+	}
+	return writeRecord(ctx, c, rec, nil, desired, perms)
 }
 
 // converge keeps the lowest job id, resets it to the desired settings and
@@ -329,11 +402,11 @@ func isMissingJob(err error) bool {
 // key). The imported code folders stay: they are shared and
 // content-addressed.
 func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Outcome, error) {
-	cfg, c, err := d.connect(pl)
+	cfg, c, err := d.connect(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
-	name := JobName(pl.Pipeline.Name, pl.Target.Name)
+	name := cfg.JobName(pl.Pipeline.Name, pl.Target.Name)
 	out := &Outcome{Host: c.Host, DryRun: dryRun, Name: name, Action: "delete"}
 	ours, foreign, err := findJobs(ctx, c, name, JobKey(pl.Pipeline.Name, pl.Target.Name, cfg.WorkspaceRoot))
 	if err != nil {
@@ -352,10 +425,17 @@ func (d *Deployer) Destroy(ctx context.Context, pl *plan.Plan, dryRun bool) (*Ou
 		}
 		out.Removed = append(out.Removed, id)
 	}
+	if !dryRun {
+		if err := deleteRecord(ctx, c, cfg, JobKey(pl.Pipeline.Name, pl.Target.Name, cfg.WorkspaceRoot)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
-func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
+// connect parses the plan's target config, connects to its workspace and
+// applies per-user mode.
+func (d *Deployer) connect(ctx context.Context, pl *plan.Plan) (*Config, *Client, error) {
 	if pl.Target.Executor != Name {
 		return nil, nil, fmt.Errorf("target %s runs on executor %q; pipectl deploy deploys databricks targets", pl.Target.Name, pl.Target.Executor)
 	}
@@ -365,6 +445,9 @@ func (d *Deployer) connect(pl *plan.Plan) (*Config, *Client, error) {
 	}
 	c, err := newClient(cfg, d.Env, newRetryTransport(d.Transport), progressTo(d.Stderr))
 	if err != nil {
+		return nil, nil, err
+	}
+	if cfg, err = Personalize(ctx, c, cfg); err != nil {
 		return nil, nil, err
 	}
 	return cfg, c, nil
@@ -462,7 +545,7 @@ func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
 	cur, want := settingsMap(current), settingsMap(desired)
 	var dropped []string
 	for k, v := range cur {
-		if _, ok := want[k]; !ok && !isEmptyValue(v) && !workspaceDefaults[k] {
+		if _, ok := want[k]; !ok && !isEmptyValue(v) && !filledIn[k] {
 			dropped = append(dropped, k)
 		}
 	}
@@ -472,10 +555,6 @@ func settingsDiff(current, desired jobs.JobSettings) (string, []string) {
 	b, _ := json.MarshalIndent(want, "", "  ")
 	return lineDiff(strings.Split(string(a), "\n"), strings.Split(string(b), "\n"), 3), dropped
 }
-
-// workspaceDefaults are top-level settings Databricks fills in on its own.
-var workspaceDefaults = map[string]bool{"format": true, "run_as": true, "email_notifications": true,
-	"webhook_notifications": true, "notification_settings": true, "timeout_seconds": true, "deployment": true}
 
 func isEmptyValue(v any) bool {
 	switch x := v.(type) {

@@ -2,6 +2,7 @@ package databricks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +105,24 @@ type unreachableAt struct {
 	at  time.Time
 }
 
+// connect parses a target's config, returns the client for its workspace
+// and applies per-user mode (Personalize): the one way from a task's
+// config to the names it uses.
+func (e *Executor) connect(ctx context.Context, raw json.RawMessage) (*Config, *Client, error) {
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := e.client(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg, err = Personalize(ctx, c, cfg); err != nil {
+		return nil, c, err
+	}
+	return cfg, c, nil
+}
+
 // failure is a non-retryable failed result.
 func failure(format string, args ...any) executor.Result {
 	return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: fmt.Sprintf(format, args...)}}
@@ -112,13 +131,11 @@ func failure(format string, args ...any) executor.Result {
 // Run implements executor.Executor: submit, report the run page, poll
 // until the run terminates, read the exit value.
 func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
-	cfg, err := ParseConfig(task.Config)
+	cfg, c, err := e.connect(ctx, task.Config)
 	if err != nil {
-		return failure("%v", err), nil
-	}
-	c, err := e.client(cfg)
-	if err != nil {
-		return failure("%v", err), nil
+		// Already in pipectl's words (and redacted); reading the identity
+		// may fail for a while like any call.
+		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: err.Error(), Retryable: c != nil && transient(err)}}, nil
 	}
 	emit := func(kind executor.EventKind, text string) {
 		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)})

@@ -36,11 +36,7 @@ const maxDirEntries = 100000
 // notebook then receives. Relative paths and models:/NAME/latest are not
 // fingerprinted (Unity Catalog has no "latest"): such stages always run.
 func (e *Executor) Fingerprint(ctx context.Context, req executor.FingerprintRequest) (executor.FingerprintResult, error) {
-	cfg, err := ParseConfig(req.Task.Config)
-	if err != nil {
-		return executor.FingerprintResult{}, err
-	}
-	c, err := e.client(cfg)
+	cfg, c, err := e.connect(ctx, req.Task.Config)
 	if err != nil {
 		return executor.FingerprintResult{}, err
 	}

@@ -112,7 +112,7 @@ func (s submitRequest) build() (jobs.SubmitRun, error) {
 		return jobs.SubmitRun{}, err
 	}
 	return jobs.SubmitRun{
-		RunName:          fmt.Sprintf("pipectl %s/%s on %s, run %s, attempt %d", s.pipeline, s.stage, s.target, s.runID, s.attempt),
+		RunName:          s.cfg.NamePrefix() + fmt.Sprintf("pipectl %s/%s on %s, run %s, attempt %d", s.pipeline, s.stage, s.target, s.runID, s.attempt),
 		Tasks:            []jobs.SubmitTask{st},
 		GitSource:        s.loc.gitSource(),
 		Environments:     comp.Environments(),

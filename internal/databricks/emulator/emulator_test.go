@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/files"
+	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
 
@@ -525,4 +527,82 @@ func TestFilesAndModels(t *testing.T) {
 	apiErr(t, err, http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
 	_, err = w.ModelVersions.Get(ctx, catalog.GetModelVersionRequest{FullName: "m", Version: 1})
 	apiErr(t, err, http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+}
+
+// TestUnityCatalogAndPermissions covers what pipectl setup and deploy's
+// operations settings call: SCIM /Me per user, catalogs, schemas and
+// volumes, job permissions and partial job updates.
+func TestUnityCatalogAndPermissions(t *testing.T) {
+	e := dbtest.Emulator(t, emulator.Options{Python: dbtest.NoPython, Catalogs: []string{"dev"}, UserName: "jane.doe@example.com"})
+	w := client(t, e, dbtest.Token)
+	ctx := context.Background()
+	me, err := w.CurrentUser.Me(ctx, iam.MeRequest{})
+	if err != nil || me.UserName != "jane.doe@example.com" {
+		t.Fatalf("me: %v %+v", err, me)
+	}
+	e.SetUser("john@example.com")
+	if me, _ = w.CurrentUser.Me(ctx, iam.MeRequest{}); me.UserName != "john@example.com" {
+		t.Fatalf("me after SetUser: %+v", me)
+	}
+	if _, err := w.Catalogs.Get(ctx, catalog.GetCatalogRequest{Name: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Catalogs.Get(ctx, catalog.GetCatalogRequest{Name: "prod"})
+	apiErr(t, err, http.StatusNotFound, "CATALOG_DOES_NOT_EXIST")
+	_, err = w.Schemas.Get(ctx, catalog.GetSchemaRequest{FullName: "dev.s"})
+	apiErr(t, err, http.StatusNotFound, "SCHEMA_DOES_NOT_EXIST")
+	_, err = w.Volumes.Create(ctx, catalog.CreateVolumeRequestContent{CatalogName: "dev", SchemaName: "s", Name: "v", VolumeType: catalog.VolumeTypeManaged})
+	apiErr(t, err, http.StatusNotFound, "SCHEMA_DOES_NOT_EXIST")
+	if _, err := w.Schemas.Create(ctx, catalog.CreateSchema{CatalogName: "dev", Name: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Schemas.Create(ctx, catalog.CreateSchema{CatalogName: "dev", Name: "s"})
+	apiErr(t, err, http.StatusConflict, "SCHEMA_ALREADY_EXISTS")
+	_, err = w.Schemas.Create(ctx, catalog.CreateSchema{CatalogName: "prod", Name: "s"})
+	apiErr(t, err, http.StatusNotFound, "CATALOG_DOES_NOT_EXIST")
+	if _, err := w.Volumes.Create(ctx, catalog.CreateVolumeRequestContent{CatalogName: "dev", SchemaName: "s", Name: "v", VolumeType: catalog.VolumeTypeManaged}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.Volumes.Read(ctx, catalog.ReadVolumeRequest{Name: "dev.s.v"})
+	if err != nil || v.VolumeType != catalog.VolumeTypeManaged || v.FullName != "dev.s.v" {
+		t.Fatalf("volume: %v %+v", err, v)
+	}
+	if err := w.Files.Upload(ctx, files.UploadRequest{FilePath: "/Volumes/dev/s/v/x.csv", Contents: io.NopCloser(strings.NewReader("a\n"))}); err != nil {
+		t.Fatal(err)
+	}
+
+	created, err := w.Jobs.Create(ctx, jobs.CreateJob{Name: "j"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(created.JobId, 10)
+	_, err = w.Jobs.SetPermissions(ctx, jobs.JobPermissionsRequest{JobId: id, AccessControlList: []jobs.JobAccessControlRequest{
+		{GroupName: "g", PermissionLevel: jobs.JobPermissionLevelIsOwner}}})
+	apiErr(t, err, http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+	if _, err := w.Jobs.SetPermissions(ctx, jobs.JobPermissionsRequest{JobId: id, AccessControlList: []jobs.JobAccessControlRequest{
+		{GroupName: "data-eng", PermissionLevel: jobs.JobPermissionLevelCanManageRun}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.Jobs.GetPermissions(ctx, jobs.GetJobPermissionsRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range p.AccessControlList {
+		got = append(got, a.UserName+a.GroupName+"="+string(a.AllPermissions[0].PermissionLevel))
+	}
+	if want := "john@example.com=IS_OWNER data-eng=CAN_MANAGE_RUN admins=CAN_MANAGE"; strings.Join(got, " ") != want {
+		t.Fatalf("permissions %q, want %q", strings.Join(got, " "), want)
+	}
+	if err := w.Jobs.Update(ctx, jobs.UpdateJob{JobId: created.JobId, NewSettings: &jobs.JobSettings{
+		EmailNotifications: &jobs.JobEmailNotifications{OnFailure: []string{"x@example.com"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := w.Jobs.Get(ctx, jobs.GetJobRequest{JobId: created.JobId})
+	if err != nil || j.Settings.Name != "j" || j.Settings.EmailNotifications == nil || j.Settings.EmailNotifications.OnFailure[0] != "x@example.com" {
+		t.Fatalf("after update: %v %+v", err, j.Settings)
+	}
+	if e.Writes() != 10 { // rejected calls count too
+		t.Fatalf("writes %d, want 10 (%v)", e.Writes(), e.Calls())
+	}
 }

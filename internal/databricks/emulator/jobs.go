@@ -18,6 +18,8 @@ type job struct {
 	id       int64
 	created  int64
 	settings jobs.JobSettings
+	// acl is the job's direct permissions.
+	acl []jobs.JobAccessControlRequest
 }
 
 const creator = "pipectl-emulator@example.com"
@@ -264,7 +266,8 @@ func (e *Emulator) jobsCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	j := &job{id: e.id(), created: time.Now().UnixMilli(), settings: settings}
+	j := &job{id: e.id(), created: time.Now().UnixMilli(), settings: settings,
+		acl: []jobs.JobAccessControlRequest{{UserName: e.userName, PermissionLevel: jobs.JobPermissionLevelIsOwner}}}
 	e.jobs[j.id] = j
 	writeJSON(w, jobs.CreateResponse{JobId: j.id})
 }
@@ -342,7 +345,11 @@ func (e *Emulator) jobsGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	settings := j.settings
-	writeJSON(w, jobs.Job{JobId: j.id, CreatedTime: j.created, CreatorUserName: creator, RunAsUserName: creator, Settings: &settings})
+	runAs := creator
+	if ra := settings.RunAs; ra != nil && ra.ServicePrincipalName+ra.UserName != "" {
+		runAs = ra.ServicePrincipalName + ra.UserName
+	}
+	writeJSON(w, jobs.Job{JobId: j.id, CreatedTime: j.created, CreatorUserName: creator, RunAsUserName: runAs, Settings: &settings})
 }
 
 func (e *Emulator) jobsList(w http.ResponseWriter, r *http.Request) {

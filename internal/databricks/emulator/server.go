@@ -46,6 +46,12 @@ type Options struct {
 	PendingDelay time.Duration
 	// Logf receives the emulator's own diagnostics; nil discards them.
 	Logf func(format string, args ...any)
+	// UserName is the identity of the token (SCIM /Me); default
+	// DefaultUserName. SetUser changes it.
+	UserName string
+	// Catalogs are the Unity Catalog catalogs the metastore has at start
+	// (creating catalogs is an admin's job; pipectl setup only checks them).
+	Catalogs []string
 }
 
 // Emulator is a running Databricks API emulator. Its methods are safe for
@@ -71,6 +77,7 @@ type Emulator struct {
 	// runNowTokens maps "job_id/token" to the run run-now started.
 	runNowTokens map[string]int64
 	calls        map[string]int
+	userName     string
 	httpFaults   []*HTTPFault
 	taskFaults   []*TaskFault
 
@@ -95,7 +102,17 @@ func Start(opts Options) (*Emulator, error) {
 		return nil, err
 	}
 	opts.Dir = dir
-	for _, sub := range []string{"workspace", "volumes", "runs", "git"} {
+	subs := []string{"workspace", "volumes", "runs", "git"}
+	for _, c := range opts.Catalogs {
+		if !ucName.MatchString(c) {
+			return nil, fmt.Errorf("emulator: catalog %q is not a valid name", c)
+		}
+		subs = append(subs, filepath.Join("volumes", c))
+	}
+	if opts.UserName == "" {
+		opts.UserName = DefaultUserName
+	}
+	for _, sub := range subs {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("emulator: %w", err)
 		}
@@ -121,6 +138,7 @@ func Start(opts Options) (*Emulator, error) {
 		submitTokens: map[string]int64{},
 		runNowTokens: map[string]int64{},
 		calls:        map[string]int{},
+		userName:     opts.UserName,
 		ctx:          ctx,
 		stop:         stop,
 	}
@@ -196,6 +214,14 @@ func endpoint(r *http.Request) string {
 		} else {
 			p = "/api/2.1/unity-catalog/models/{name}"
 		}
+	case strings.HasPrefix(p, "/api/2.1/unity-catalog/catalogs/"):
+		p = "/api/2.1/unity-catalog/catalogs/{name}"
+	case strings.HasPrefix(p, "/api/2.1/unity-catalog/schemas/"):
+		p = "/api/2.1/unity-catalog/schemas/{full_name}"
+	case strings.HasPrefix(p, "/api/2.1/unity-catalog/volumes/"):
+		p = "/api/2.1/unity-catalog/volumes/{name}"
+	case strings.HasPrefix(p, "/api/2.0/permissions/jobs/"):
+		p = "/api/2.0/permissions/jobs/{job_id}"
 	}
 	return r.Method + " " + p
 }
@@ -309,6 +335,11 @@ var routes = map[string]func(*Emulator, http.ResponseWriter, *http.Request){
 	"GET /api/2.2/jobs/list":            (*Emulator).jobsList,
 	"POST /api/2.2/jobs/delete":         (*Emulator).jobsDelete,
 	"POST /api/2.2/jobs/run-now":        (*Emulator).jobsRunNow,
+	"POST /api/2.2/jobs/update":         (*Emulator).jobsUpdate,
+
+	"GET /api/2.0/permissions/jobs/{job_id}":   (*Emulator).getJobPermissions,
+	"PUT /api/2.0/permissions/jobs/{job_id}":   (*Emulator).setJobPermissions,
+	"PATCH /api/2.0/permissions/jobs/{job_id}": (*Emulator).setJobPermissions,
 
 	"PUT /api/2.0/fs/files":          (*Emulator).filesUpload,
 	"GET /api/2.0/fs/files":          (*Emulator).filesDownload,
@@ -322,6 +353,12 @@ var routes = map[string]func(*Emulator, http.ResponseWriter, *http.Request){
 	"GET /api/2.1/unity-catalog/models/{name}/versions/{version}": (*Emulator).getModelVersion,
 	"GET /api/2.1/unity-catalog/models/{name}/aliases/{alias}":    (*Emulator).getModelVersionByAlias,
 	"GET /api/2.0/preview/scim/v2/Me":                             (*Emulator).me,
+
+	"GET /api/2.1/unity-catalog/catalogs/{name}":     (*Emulator).getCatalog,
+	"GET /api/2.1/unity-catalog/schemas/{full_name}": (*Emulator).getSchema,
+	"POST /api/2.1/unity-catalog/schemas":            (*Emulator).createSchema,
+	"GET /api/2.1/unity-catalog/volumes/{name}":      (*Emulator).readVolume,
+	"POST /api/2.1/unity-catalog/volumes":            (*Emulator).createVolume,
 }
 
 // authorized checks the bearer token: missing credentials are 401, a wrong
@@ -338,10 +375,6 @@ func (e *Emulator) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-func (e *Emulator) me(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, map[string]any{"id": "1", "userName": "pipectl-emulator@example.com", "active": true})
 }
 
 // writeError writes the error shape of the Databricks REST API.
