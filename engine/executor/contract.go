@@ -70,6 +70,17 @@ func NotebookParams(t Task, place Place) map[string]string {
 	return out
 }
 
+// DeltaLog is the directory inside a Delta table that makes it one.
+const DeltaLog = "_delta_log"
+
+// IsDeltaTable reports whether an output path (predictions_path) names a
+// Delta table, a directory whose name ends in ".delta" (what a stage run
+// with engine "spark" writes), rather than a file. An executor checking the
+// output looks for its [DeltaLog] then.
+func IsDeltaTable(path string) bool {
+	return strings.HasSuffix(strings.TrimRight(path, "/"), ".delta")
+}
+
 // ExitValue is what a notebook passes to dbutils.notebook.exit, parsed:
 // outputs as the strings downstream parameters receive, and the metrics
 // that are finite numbers.

@@ -18,8 +18,9 @@ import (
 var modelVersionURI = regexp.MustCompile(`^models:/([^/@]+)/(\d+)$`)
 
 // CheckOutputs implements executor.Executor: a cached stage's data version
-// directory and predictions file must still be in the Volume (Files API)
-// and its registered model version in Unity Catalog.
+// directory and predictions (a file, or a Delta table's log) must still be
+// in the Volume (Files API) and its registered model version in Unity
+// Catalog.
 func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) (executor.CheckResult, error) {
 	cfg, c, err := e.connect(ctx, req.Task.Config)
 	if err != nil {
@@ -45,7 +46,13 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		}
 	}
 	if p := out["predictions_path"]; strings.HasPrefix(p, "/Volumes/") {
-		if _, err := c.W.Files.GetMetadata(ctx, files.GetMetadataRequest{FilePath: p}); err != nil {
+		if executor.IsDeltaTable(p) {
+			// A Delta table (engine "spark") is a directory; its log makes it one.
+			log := strings.TrimRight(p, "/") + "/" + executor.DeltaLog
+			if err := c.W.Files.GetDirectoryMetadata(ctx, files.GetDirectoryMetadataRequest{DirectoryPath: log}); err != nil {
+				return missing("predictions table "+p, err)
+			}
+		} else if _, err := c.W.Files.GetMetadata(ctx, files.GetMetadataRequest{FilePath: p}); err != nil {
 			return missing("predictions "+p, err)
 		}
 	}

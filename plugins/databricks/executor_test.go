@@ -355,6 +355,25 @@ func TestCheckOutputs(t *testing.T) {
 	if err != nil || check.Exists || !strings.Contains(check.Reason, "predictions") {
 		t.Fatalf("deleted predictions: %v %+v", err, check)
 	}
+	// A Delta table (engine "spark") is a directory: it checks out while
+	// its _delta_log is there.
+	table := "/Volumes/dev/s/v/predictions/run1/predictions.delta"
+	tableLocal, _ := r.e.VolumePath(table)
+	if err := os.MkdirAll(filepath.Join(tableLocal, "_delta_log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	delta := map[string]string{"predictions_path": table}
+	check, err = r.x.CheckOutputs(ctx, executor.CheckRequest{Task: task, Outputs: delta})
+	if err != nil || !check.Exists {
+		t.Fatalf("predictions table: %v %+v", err, check)
+	}
+	if err := os.RemoveAll(filepath.Join(tableLocal, "_delta_log")); err != nil {
+		t.Fatal(err)
+	}
+	check, err = r.x.CheckOutputs(ctx, executor.CheckRequest{Task: task, Outputs: delta})
+	if err != nil || check.Exists || !strings.Contains(check.Reason, "predictions table") {
+		t.Fatalf("table without its log: %v %+v", err, check)
+	}
 	check, err = r.x.CheckOutputs(ctx, executor.CheckRequest{Task: task, Outputs: map[string]string{"model_name": "dev.s.m", "model_version": "3"}})
 	if err != nil || check.Exists || !strings.Contains(check.Reason, "dev.s.m/3") {
 		t.Fatalf("missing model version: %v %+v", err, check)

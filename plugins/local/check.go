@@ -46,6 +46,11 @@ func (e *Executor) CheckOutputs(ctx context.Context, req executor.CheckRequest) 
 		if _, err := os.Stat(p); err != nil {
 			return missing("predictions %s are gone", p), nil
 		}
+		if executor.IsDeltaTable(p) {
+			if fi, err := os.Stat(filepath.Join(p, executor.DeltaLog)); err != nil || !fi.IsDir() {
+				return missing("predictions %s are no Delta table (no %s)", p, executor.DeltaLog), nil
+			}
+		}
 	}
 	// A registered model is the stage's when it names one (train,
 	// evaluate); inference only reports the version it used.

@@ -51,5 +51,6 @@
 // promises or reports (not its type): a data_path is a directory with
 // manifest.json, a model_name/model_version is a row of the registry's
 // SQLite table (read directly, read-only) whose artifacts exist, a
-// predictions_path is a file.
+// predictions_path is a file or, ending in ".delta", a Delta table
+// directory with its _delta_log.
 package local

@@ -538,6 +538,10 @@ func TestCheckOutputs(t *testing.T) {
 	os.MkdirAll(noManifest, 0o755)
 	preds := filepath.Join(dir, "predictions.parquet")
 	os.WriteFile(preds, nil, 0o644)
+	table := filepath.Join(dir, "run1", "predictions.delta")
+	os.MkdirAll(filepath.Join(table, "_delta_log"), 0o755)
+	noLog := filepath.Join(dir, "run2", "predictions.delta")
+	os.MkdirAll(noLog, 0o755)
 
 	tests := map[string]struct {
 		typ     string
@@ -560,6 +564,9 @@ func TestCheckOutputs(t *testing.T) {
 		"no store":            {"train", map[string]string{"model_name": "m", "model_version": "1"}, dir, false, "no local MLflow store", nil},
 		"predictions":         {"inference", map[string]string{"predictions_path": preds}, "", true, "", nil},
 		"predictions gone":    {"inference", map[string]string{"predictions_path": preds + ".old"}, "", false, "are gone", nil},
+		"predictions table":   {"inference", map[string]string{"predictions_path": table}, "", true, "", nil},
+		"table without log":   {"inference", map[string]string{"predictions_path": noLog}, "", false, "no _delta_log", nil},
+		"table gone":          {"inference", map[string]string{"predictions_path": table + ".old.delta"}, "", false, "are gone", nil},
 		"inference model":     {"inference", map[string]string{"predictions_path": preds, "model_uri": "models:/m/3", "model_version": "3"}, "", true, "", []string{"predictions_path", "rows", "model_uri", "model_version"}},
 		"custom always there": {"custom", nil, "", true, "", nil},
 	}
