@@ -317,6 +317,10 @@ func (e *Emulator) notebookEnv(nbDir, mlflowURI string, libDirs []string) []stri
 		"PYTHONDONTWRITEBYTECODE": "1",
 		"MPLBACKEND":              "Agg",
 	}
+	if e.opts.SparkMaster != "" {
+		env["PIPECTL_SPARK_MASTER"] = e.opts.SparkMaster
+		env["PIPECTL_STATE_DIR"] = filepath.Join(e.opts.Dir, "spark")
+	}
 	for _, kv := range e.opts.Env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			env[k] = v

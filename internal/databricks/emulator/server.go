@@ -37,6 +37,14 @@ type Options struct {
 	PythonPath []string
 	// Env is added to the environment of notebook processes (KEY=VALUE).
 	Env []string
+	// SparkMaster, when set (e.g. "local[2]"), gives notebooks the Spark a
+	// Databricks cluster provides: a stage run with engine "spark" starts a
+	// local session with this master (PIPECTL_SPARK_MASTER) and, unless Env
+	// sets PIPECTL_STATE_DIR, keeps its ivy cache, warehouse and metastore
+	// under Dir. Python then needs pyspark and delta-spark
+	// (notebooks/requirements-spark.txt) and Java 17 on PATH. Empty: a
+	// notebook that asks for Spark starts none the emulator configured.
+	SparkMaster string
 	// MLflowTrackingURI is the MLflow tracking server behind the databricks
 	// and databricks-uc URIs. Empty: the emulator starts one with Python on
 	// first use, with its store under Dir.
