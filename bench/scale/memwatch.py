@@ -16,7 +16,9 @@ Every `interval` seconds the tree rooted at COMMAND's process is listed (childre
   counted it (VmHWM, last read before it exited), and `started`/`last_seen` (Unix seconds), so
   a process forked without its own command line (a warm worker's child) can be matched to a
   stage by time;
-- `by_role`: the largest `hwm` per role.
+- `by_role`: the largest `hwm` per role;
+- `tree_cpu_seconds`: user + system CPU time of every process of the tree, each as last read
+  (/proc/PID/stat), summed: a lower bound that misses at most one interval per process.
 
 Sampling can miss a peak shorter than the interval; VmHWM cannot. stdout and stderr of COMMAND
 pass through; the exit code is COMMAND's. Bytes throughout.
@@ -88,6 +90,17 @@ def _started(pid: int, boot: float) -> float:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf(
+        "SC_CLK_TCK"
+    )  # fields 14, 15
+
+
 def _role(pid: int) -> str:
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -97,7 +110,11 @@ def _role(pid: int) -> str:
     for i, w in enumerate(words):
         if w.startswith("pipectl_stage="):
             return w.split("=", 1)[1]
-        if w == "--param" and i + 1 < len(words) and words[i + 1].startswith("pipectl_stage="):
+        if (
+            w == "--param"
+            and i + 1 < len(words)
+            and words[i + 1].startswith("pipectl_stage=")
+        ):
             return words[i + 1].split("=", 1)[1]
     text = " ".join(words)
     if "mlflow" in text and ("server" in text or "uvicorn" in text):
@@ -109,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--interval", type=float, default=0.2)
-    ap.add_argument("--pss-every", type=int, default=10, help="read PSS every N samples (default 10)")
+    ap.add_argument(
+        "--pss-every",
+        type=int,
+        default=10,
+        help="read PSS every N samples (default 10)",
+    )
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -135,11 +157,17 @@ def main(argv: list[str] | None = None) -> int:
                 pss = _pss(pid) if read_pss else 0
                 p = processes.get(pid)
                 if p is None:
-                    p = {"pid": pid, "role": _role(pid), "hwm": 0, "started": round(_started(pid, boot), 2)}
+                    p = {
+                        "pid": pid,
+                        "role": _role(pid),
+                        "hwm": 0,
+                        "started": round(_started(pid, boot), 2),
+                    }
                     processes[pid] = p
             except (OSError, ValueError):
                 continue  # exited meanwhile
             p["hwm"] = max(p["hwm"], status.get("VmHWM", 0))
+            p["cpu"] = _cpu_seconds(pid) or p.get("cpu", 0.0)
             p["last_seen"] = round(time.time(), 2)
             rss_sum += status.get("VmRSS", 0)
             pss_sum += pss
@@ -163,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_tree_rss_at": round(peak_at, 1),
         "peak_tree_pss": peak_pss,
         "by_role": by_role,
+        "tree_cpu_seconds": round(
+            sum(p.get("cpu", 0.0) for p in processes.values()), 2
+        ),
         "processes": sorted(processes.values(), key=lambda p: -p["hwm"]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
