@@ -107,6 +107,22 @@ def test_split_scores_as_pandas_does(spark: Any, store: dict[str, Any]) -> None:
     assert log.is_dir()
 
 
+def test_spark_data_version_scores_as_pandas_does(spark: Any, store: dict[str, Any]) -> None:
+    """A data version the spark engine wrote (Delta splits) is read by both engines; the split is
+    the pandas one row for row, so are the predictions."""
+    from sentiment.stages import data
+
+    _run(data, **store["ctx"], source=str(SAMPLE_CSV), data_name="fn", data_version="v2", engine="spark")
+    split = {"data_name": "fn", "data_version": "v2", "split": "holdout"}
+    pandas_v1 = _infer(store, "pandas", "v1-pandas", data_name="fn", data_version="v1", split="holdout")
+    spark_v2 = _infer(store, "spark", "v2-spark", **split)
+    pandas_v2 = _infer(store, "pandas", "v2-pandas", **split)
+    _same_as_pandas(spark, pandas_v2, spark_v2)
+    a, b = _frame(spark, pandas_v1), _frame(spark, spark_v2)
+    assert b["prediction"].tolist() == a["prediction"].tolist()
+    assert b["id"].tolist() == a["id"].tolist()
+
+
 def test_csv_with_labels_scores_as_pandas_does(spark: Any, store: dict[str, Any]) -> None:
     csv = {"input_path": str(SAMPLE_CSV), "text_column": "Sentence", "label_column": "Sentiment"}
     pandas_result = _infer(store, "pandas", "csv-pandas", **csv)
@@ -133,6 +149,22 @@ def test_delta_table_input(spark: Any, store: dict[str, Any]) -> None:
     assert b["prediction"].tolist() == a["prediction"].tolist()
     assert again.metrics == pytest.approx(first.metrics)
     assert set(b["data_version"]) == {f"delta:{table}"}
+
+    # The same rows as a catalog table (Unity Catalog on Databricks; the session's catalog here).
+    spark.read.format("delta").load(table).write.format("delta").mode("overwrite").saveAsTable(
+        "default.scored_once"
+    )
+    named = _infer(
+        store,
+        "spark",
+        "table-4",
+        input_path="default.scored_once",
+        text_column="text",
+        id_column="id",
+        label_column="label",
+    )
+    assert _frame(spark, named)["prediction"].tolist() == a["prediction"].tolist()
+    assert set(_frame(spark, named)["data_version"]) == {"table:default.scored_once"}
 
 
 def test_rerun_replaces_the_table(spark: Any, store: dict[str, Any]) -> None:

@@ -73,6 +73,10 @@ def run(raw: Mapping[str, str]) -> StageResult:
     raw = {**WIDGETS, **raw}  # a direct call may leave parameters out: use the widget defaults
     ctx = Context.from_params(raw)
     p = InferenceParams.parse(raw)
+    if p.engine == "spark":
+        from . import inference_spark
+
+        return inference_spark.infer(p, ctx)
     return infer(p, ctx)
 
 

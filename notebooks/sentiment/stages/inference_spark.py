@@ -238,11 +238,16 @@ def _load_input(spark: Any, p: InferenceParams, ctx: Context) -> tuple[Any, str,
         return df, p.data_version, f"{p.data_name}/{p.data_version} {p.split}"
 
     from ..csvio import DataError
+    from ..spark_data import is_table_name
 
+    table = is_table_name(p.input_path)
     path = ctx.resolve(p.input_path)
-    if is_delta_table(path) or path.suffix == ".parquet":
-        fmt = "delta" if is_delta_table(path) else "parquet"
-        raw = spark.read.format(fmt).load(str(path))
+    if table or is_delta_table(path) or path.suffix == ".parquet":
+        if table:  # a catalog (Unity Catalog) table: catalog.schema.table or schema.table
+            fmt, path, raw = "table", Path(p.input_path), spark.table(p.input_path)
+        else:
+            fmt = "delta" if is_delta_table(path) else "parquet"
+            raw = spark.read.format(fmt).load(str(path))
         wanted = {"text_column": p.text_column}
         if p.id_column:
             wanted["id_column"] = p.id_column
@@ -278,8 +283,8 @@ def _load_input(spark: Any, p: InferenceParams, ctx: Context) -> tuple[Any, str,
 
 
 def read_split(spark: Any, version: Any, split: str) -> Any:
-    """A split of a data version as a Spark DataFrame: the Delta table `<split>.delta` the Spark
-    data stage writes, or the Parquet file `<split>.parquet` of the pandas one."""
+    """A split of a data version as a Spark DataFrame: the Delta table the spark engine's data
+    stage writes, or the Parquet file of the pandas one (the manifest's `format` and `file`)."""
     from pyspark.sql import functions as F
 
     from ..csvio import DataError
@@ -290,9 +295,9 @@ def read_split(spark: Any, version: Any, split: str) -> Any:
             f"split {split!r} is not part of data version {version.path.parent.name}/"
             f"{version.path.name}; available: {', '.join(sorted(splits))}"
         )
-    delta = version.path / f"{split}.delta"
-    if is_delta_table(delta):
-        df = spark.read.format("delta").load(str(delta))
+    info = splits[split]
+    if info.get("format") == "delta":
+        df = spark.read.format("delta").load(str(version.path / info.get("file", split)))
     else:
-        df = spark.read.parquet(str(version.path / f"{split}.parquet"))
+        df = spark.read.parquet(str(version.path / info.get("file", f"{split}.parquet")))
     return df.select(F.col("id").cast("string").alias("id"), "text", "label")
