@@ -56,11 +56,40 @@ func TestSentimentOnEmulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the sentiment notebooks (about a minute)")
 	}
-	python := dbtest.MLPython(t)
+	sentimentOnEmulator(t, dbtest.MLPython(t), false)
+}
+
+// TestSentimentOnEmulatorSpark is the same run stage by stage with the
+// data and inference stages on the spark engine (--set data.engine=spark
+// --set inference.engine=spark), the emulator providing a local Spark as a
+// cluster provides one (Options.SparkMaster): the split is the pandas one,
+// the predictions a Delta table whose log CheckOutputs finds. The job run
+// half is left to the pandas test (the wiring through task values does not
+// depend on the engine); this one takes about three minutes on 2 cores.
+func TestSentimentOnEmulatorSpark(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the sentiment notebooks on local Spark (minutes)")
+	}
+	sentimentOnEmulator(t, dbtest.SparkPython(t), true)
+}
+
+func sentimentOnEmulator(t *testing.T, python string, spark bool) {
 	project := sentimentProject(t)
 	raw := dbtest.Data(t, "financial-sentiment/data.csv")
-	e := dbtest.Emulator(t, emulator.Options{Python: python, MLflowTrackingURI: dbtest.OwnMLflow,
-		PythonPath: []string{dbtest.RunnerPath(t, filepath.Join(project, "notebooks"))}})
+	opts := emulator.Options{Python: python, MLflowTrackingURI: dbtest.OwnMLflow,
+		PythonPath: []string{dbtest.RunnerPath(t, filepath.Join(project, "notebooks"))}}
+	var sets []plan.Set
+	predictions := "predictions.parquet"
+	if spark {
+		opts.SparkMaster = "local[2]"
+		if state := os.Getenv("PIPECTL_TEST_STATE"); state != "" {
+			// The Delta jars' ivy cache, shared with make py-test-spark.
+			opts.Env = []string{"PIPECTL_STATE_DIR=" + state}
+		}
+		sets = []plan.Set{{Stage: "data", Key: "engine", Raw: "spark"}, {Stage: "inference", Key: "engine", Raw: "spark"}}
+		predictions = "predictions.delta"
+	}
+	e := dbtest.Emulator(t, opts)
 	env := dbtest.Env(e)
 	ctx := context.Background()
 
@@ -86,7 +115,7 @@ func TestSentimentOnEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl, ds := plan.Build(schema, proj.Pipelines["sentiment"], plan.Options{Target: "dev"})
+	pl, ds := plan.Build(schema, proj.Pipelines["sentiment"], plan.Options{Target: "dev", Sets: sets})
 	if ds.HasErrors() {
 		t.Fatalf("plan: %v", ds)
 	}
@@ -173,7 +202,7 @@ func TestSentimentOnEmulator(t *testing.T) {
 		t.Errorf("evaluate outputs %v (candidates %v)", eval, uris)
 	}
 	if inf["model_uri"] != eval["model_uri"] || inf["rows"] != data["rows_holdout"] ||
-		inf["predictions_path"] != "/Volumes/dev/sentiment/pipectl/predictions/sentiment/"+runID+"/predictions.parquet" {
+		inf["predictions_path"] != "/Volumes/dev/sentiment/pipectl/predictions/sentiment/"+runID+"/"+predictions {
 		t.Errorf("inference outputs %v", inf)
 	}
 	if local, err := e.VolumePath(inf["predictions_path"]); err != nil {
@@ -182,6 +211,10 @@ func TestSentimentOnEmulator(t *testing.T) {
 		t.Errorf("predictions file: %v", err)
 	}
 	report(t, "run stage by stage", elapsed, len(pl.Stages), callsBefore, e.Calls())
+	if spark {
+		sparkOutputsMatchPandas(t, e, data, inf)
+		return
+	}
 
 	// The champion alias evaluate set resolves, through Unity Catalog, to
 	// the version evaluate chose; the notebook would get that version.
@@ -263,4 +296,56 @@ func report(t *testing.T, what string, elapsed time.Duration, stages int, before
 		}
 	}
 	t.Logf("%s: %d stages in %s, %d API calls:\n%s", what, stages, elapsed.Round(time.Second), total, strings.Join(lines, "\n"))
+}
+
+// pandasSplits are the splits the pandas engine makes of the shared
+// financial-sentiment data with the sentiment pipeline's data parameters
+// (seed 42): rows and content sha256 (id, text, label of every row) from its
+// manifest. The spark engine must make the same ones.
+var pandasSplits = map[string]struct {
+	Rows   int
+	SHA256 string
+}{
+	"train":   {3726, "21120518d4b42f22ff381ddd084861e9135842201ac8f139732df17f7ba1b435"},
+	"test":    {1064, "8e0a49ed494138f4fdf63844ad698bb10ebc1e7f2a0f71a47002ef6b25d280b2"},
+	"holdout": {532, "a94043ceda1b38e92ad49779739484cd2d94a34bba096fffd275e71b68424454"},
+}
+
+// sparkOutputsMatchPandas: the spark engine's data version and predictions
+// on the emulator's Volume are what the pandas engine writes: Delta splits
+// with the pandas engine's rows, row for row (pandasSplits), and a Delta
+// table of predictions with its log.
+func sparkOutputsMatchPandas(t *testing.T, e *emulator.Emulator, data, inf map[string]string) {
+	t.Helper()
+	dir, err := e.VolumePath(data["data_path"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Splits map[string]struct {
+			Format string
+			Rows   int
+			SHA256 string
+		}
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, split := range []string{"train", "test", "holdout"} {
+		s, want := m.Splits[split], pandasSplits[split]
+		if s.Format != "delta" || s.Rows != want.Rows || s.SHA256 != want.SHA256 || fmt.Sprint(s.Rows) != data["rows_"+split] {
+			t.Errorf("split %s: %+v, want the pandas engine's %+v (outputs %v)", split, s, want, data)
+		}
+		if _, err := os.Stat(filepath.Join(dir, split, executor.DeltaLog)); err != nil {
+			t.Errorf("split %s is no Delta table: %v", split, err)
+		}
+	}
+	table, _ := e.VolumePath(inf["predictions_path"])
+	if _, err := os.Stat(filepath.Join(table, executor.DeltaLog)); err != nil {
+		t.Errorf("predictions are no Delta table: %v", err)
+	}
 }

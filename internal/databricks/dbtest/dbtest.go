@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/pipectl/pipectl/internal/databricks/emulator"
@@ -59,6 +60,31 @@ func MLPython(t testing.TB) string {
 	p := Python(t)
 	if err := exec.Command(p, "-c", "import mlflow, sklearn, pandas, pyarrow").Run(); err != nil {
 		t.Skipf("%s lacks the notebooks' requirements (mlflow, scikit-learn, pandas, pyarrow); set PIPECTL_TEST_PYTHON to a venv built from notebooks/requirements.txt", p)
+	}
+	return p
+}
+
+// SparkPython returns an interpreter of the Spark engine's venv
+// (notebooks/requirements-spark.txt: the notebooks' requirements plus
+// pyspark and delta-spark): $PIPECTL_TEST_SPARK_PYTHON, else the one `make
+// python-spark` recorded in $PIPECTL_TEST_STATE/spark-python. It skips the
+// test when there is none.
+func SparkPython(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("PIPECTL_TEST_SPARK_PYTHON")
+	if state := os.Getenv("PIPECTL_TEST_STATE"); p == "" && state != "" {
+		if b, err := os.ReadFile(filepath.Join(state, "spark-python")); err == nil {
+			p = strings.TrimSpace(string(b))
+		}
+	}
+	if p == "" {
+		t.Skip("no Spark venv: set PIPECTL_TEST_SPARK_PYTHON, or run make python-spark (it records one in $PIPECTL_TEST_STATE/spark-python)")
+	}
+	if err := exec.Command(p, "-c", "import pyspark, delta, mlflow, sklearn").Run(); err != nil {
+		t.Skipf("%s lacks pyspark, delta-spark or the notebooks' requirements; build it from notebooks/requirements-spark.txt", p)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Skip("no java on PATH for a local Spark session")
 	}
 	return p
 }
