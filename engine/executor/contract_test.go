@@ -48,3 +48,17 @@ func TestNotebookParams(t *testing.T) {
 		t.Errorf("ContextParams and ContextParamNames disagree")
 	}
 }
+
+func TestIsDeltaTable(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/v/predictions/r1/predictions.delta":   true,
+		"/v/predictions/r1/predictions.delta/":  true,
+		"/v/predictions/r1/predictions.parquet": false,
+		"/v/data/financial_news/v1":             false,
+		"predictions.delta.csv":                 false,
+	} {
+		if got := executor.IsDeltaTable(path); got != want {
+			t.Errorf("IsDeltaTable(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
