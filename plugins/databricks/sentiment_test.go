@@ -65,8 +65,8 @@ func TestSentimentOnEmulator(t *testing.T) {
 // cluster provides one (Options.SparkMaster): the split is the pandas one,
 // the predictions a Delta table whose log CheckOutputs finds. The job run
 // half is left to the pandas test (the wiring through task values does not
-// depend on the engine). 5m39s on 2 shared cores at load average 8-10
-// (a JVM each for data and inference; the Delta jars cached already).
+// depend on the engine). 2m36s on 2 cores at load average 2-3, 5m39s at
+// 8-10 (a JVM each for data and inference; the Delta jars cached already).
 func TestSentimentOnEmulatorSpark(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the sentiment notebooks on local Spark (minutes)")
