@@ -65,7 +65,7 @@ func TestSentimentOnEmulator(t *testing.T) {
 // cluster provides one (Options.SparkMaster): the split is the pandas one,
 // the predictions a Delta table whose log CheckOutputs finds. The job run
 // half is left to the pandas test (the wiring through task values does not
-// depend on the engine). 2m36s on 2 cores at load average 2-3, 5m39s at
+// depend on the engine). 1m39s on 2 cores at load average ~1, 5m39s at
 // 8-10 (a JVM each for data and inference; the Delta jars cached already).
 func TestSentimentOnEmulatorSpark(t *testing.T) {
 	if testing.Short() {
