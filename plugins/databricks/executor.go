@@ -53,7 +53,8 @@ func New(env Env) *Executor { return &Executor{Env: env, Version: "builtin", Std
 // Describe implements executor.Executor.
 func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
 	return executor.Info{Name: Name, Version: e.Version, Protocol: executor.ProtocolVersion,
-		Description: "runs each stage as a Databricks Jobs run (runs/submit, one notebook task)"}, nil
+		Description: "runs the stages of a pipeline run as one Databricks Jobs run (runs/submit, a notebook task per stage; resume repairs it)",
+		Groups:      true}, nil
 }
 
 // Validate implements executor.Executor: the target's databricks block, the
