@@ -676,9 +676,8 @@ func (r *run) liveState() state {
 func (e *Emulator) renderRunLocked(r *run) jobs.Run {
 	st := r.liveState()
 	out := jobs.Run{RunId: r.id, JobId: r.jobID, RunName: r.name, RunType: r.runType, Trigger: r.trigger,
-		RepairHistory: r.history(),
-		RunPageUrl:    e.runPageURL(r), State: st.legacy(), Status: st.status(), GitSource: r.git,
-		CreatorUserName: creator, NumberInJob: r.number, OriginalAttemptRunId: r.id}
+		RunPageUrl: e.runPageURL(r), State: st.legacy(), Status: st.status(), GitSource: r.git,
+		CreatorUserName: creator, NumberInJob: r.number, OriginalAttemptRunId: r.id, RepairHistory: r.history()}
 	if !r.start.IsZero() {
 		out.StartTime = r.start.UnixMilli()
 	} else {
