@@ -249,7 +249,11 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 		}
 	}
 
+	// finishMu guards the members' done and unitName. After a member's
+	// stageDone, nothing here touches its record: the last one may end
+	// the run.
 	var finishMu sync.Mutex
+	unitName := ""
 	finish := func(m *member, res executor.Result, failure *executor.Failure, status record.Status, reason string) {
 		finishMu.Lock()
 		defer finishMu.Unlock()
@@ -257,14 +261,18 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 			return
 		}
 		m.done = true
-		e.finishMember(ctx, m, res, failure, status, reason, outputs, &outMu, runID, done)
+		e.finishMember(ctx, m, unitName, res, failure, status, reason, outputs, &outMu, runID, done)
 	}
 	sink := func(stage string, ev executor.Event, result *executor.Result) {
 		if stage == "" && ev.Kind == executor.EventUnit {
+			finishMu.Lock()
+			defer finishMu.Unlock()
+			unitName = ev.Text
 			e.update(func(rec *record.Run) {
 				for _, m := range runs {
-					as := rec.Stages[m.name].Attempts
-					as[len(as)-1].Unit = ev.Text
+					if as := rec.Stages[m.name].Attempts; !m.done {
+						as[len(as)-1].Unit = ev.Text
+					}
 				}
 			})
 			return
@@ -299,12 +307,9 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 		gres, err = ex.(executor.GroupRunner).RunGroup(ctx, req, sink)
 	}
 	if gres.Unit != "" {
-		e.update(func(rec *record.Run) {
-			for _, m := range runs {
-				as := rec.Stages[m.name].Attempts
-				as[len(as)-1].Unit = gres.Unit
-			}
-		})
+		finishMu.Lock()
+		unitName = gres.Unit
+		finishMu.Unlock()
 	}
 	status := map[string]record.Status{}
 	for _, m := range runs {
@@ -350,7 +355,7 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 
 // finishMember records how a member's attempt ended, caches a success and
 // reports it to the scheduler.
-func (e *execution) finishMember(ctx context.Context, m *member, res executor.Result, failure *executor.Failure,
+func (e *execution) finishMember(ctx context.Context, m *member, unit string, res executor.Result, failure *executor.Failure,
 	status record.Status, reason string, outputs map[string]map[string]string, outMu *sync.Mutex, runID string, done chan<- stageDone) {
 	r := e.r
 	ended := r.now()
@@ -363,6 +368,9 @@ func (e *execution) finishMember(ctx context.Context, m *member, res executor.Re
 			st = record.Cancelled // the attempt never ran
 		}
 		a.Status, a.EndedAt, a.DurationMS, a.Error = st, ended, ended.Sub(a.StartedAt).Milliseconds(), failure
+		if unit != "" {
+			a.Unit = unit
+		}
 		startedAt = a.StartedAt
 		rs.Links = mergeLinks(rs.Links, res.Links)
 	})
