@@ -208,7 +208,7 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 			// The key needs the upstream outputs: it is made when the
 			// stage has run (finishMember).
 			d = &Decision{Stage: name, Action: ActRun, Params: params,
-				Reasons: []string{fmt.Sprintf("upstream %s runs in the same unit", strings.Join(upUnit, ", "))}}
+				Reasons: []string{fmt.Sprintf("upstream %s runs in the same group", strings.Join(upUnit, ", "))}}
 		}
 		log, err := r.Records.OpenLog(runID, name)
 		if err != nil {
@@ -237,7 +237,7 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 			rs.StartedAt, rs.Params, rs.Status = started, m.d.Params, record.Running
 			rs.Attempts = append(rs.Attempts, record.Attempt{N: m.n, Status: record.Running, StartedAt: started})
 		})
-		m.log.Line(started, m.n, "pipectl", fmt.Sprintf("attempt %d started (%s), in one unit with %d stage(s)", m.n, m.d.Why(), len(runs)))
+		m.log.Line(started, m.n, "pipectl", fmt.Sprintf("attempt %d started (%s), in a group of %d stage(s)", m.n, m.d.Why(), len(runs)))
 		e.em.emit(Event{Type: StageStarted, Stage: m.name, Attempt: m.n, Cache: &record.CacheInfo{Key: m.d.Key, Status: "miss", Reasons: m.d.Reasons}})
 		task := r.task(m.st, m.d.Params, runID, m.d.Key, m.n)
 		task.LogPath = r.Records.LogPath(runID, m.name)
@@ -295,7 +295,7 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 				rs.StartedAt = now
 				rs.Attempts[len(rs.Attempts)-1].StartedAt = now
 			})
-			m.log.Line(now, m.n, "pipectl", "started in the unit")
+			m.log.Line(now, m.n, "pipectl", "started running in the group")
 		default:
 			e.event(stage, m.n, ev, m.log)
 		}
@@ -363,11 +363,13 @@ func (e *execution) finishMember(ctx context.Context, m *member, unit string, re
 	e.update(func(rec *record.Run) {
 		rs := rec.Stages[m.name]
 		a := &rs.Attempts[len(rs.Attempts)-1]
-		st := status
-		if st == record.Skipped {
-			st = record.Cancelled // the attempt never ran
+		startedAt = a.StartedAt
+		if status == record.Skipped {
+			// Never ran: no attempt, as a stage skipped outside a group.
+			rs.Attempts = rs.Attempts[:len(rs.Attempts)-1]
+			return
 		}
-		a.Status, a.EndedAt, a.DurationMS, a.Error = st, ended, ended.Sub(a.StartedAt).Milliseconds(), failure
+		a.Status, a.EndedAt, a.DurationMS, a.Error = status, ended, ended.Sub(a.StartedAt).Milliseconds(), failure
 		if unit != "" {
 			a.Unit = unit
 		}

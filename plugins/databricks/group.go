@@ -113,7 +113,9 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 	for _, s := range g.Stages {
 		notebooks = append(notebooks, s.Task.Notebook)
 	}
-	loc, err := e.locate(ctx, c, cfg, first.ProjectRoot, notebooks, emitAll)
+	// The import is the group's, reported once (in the first stage's log).
+	emitFirst := func(kind executor.EventKind, text string) { emitTo(first.Stage, kind, text) }
+	loc, err := e.locate(ctx, c, cfg, first.ProjectRoot, notebooks, emitFirst)
 	if err != nil {
 		if ctx.Err() != nil {
 			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}})
@@ -243,7 +245,7 @@ func (e *Executor) followGroup(ctx context.Context, c *Client, g executor.Group,
 	for _, s := range g.Stages {
 		tasks[s.Task.Stage] = s.Task
 	}
-	last, started := map[string]string{}, map[string]bool{}
+	last, started, linked := map[string]string{}, map[string]bool{}, map[string]int64{}
 	var pageURL string
 	var failingSince time.Time
 	settle := func(r executor.Result) {
@@ -284,12 +286,8 @@ func (e *Executor) followGroup(ctx context.Context, c *Client, g executor.Group,
 			continue
 		}
 		failingSince = time.Time{}
-		if pageURL == "" && run.RunPageUrl != "" {
+		if pageURL == "" {
 			pageURL = run.RunPageUrl
-			for st := range tasks {
-				sink(st, executor.Event{Time: time.Now(), Kind: executor.EventLink,
-					Link: &executor.Link{Label: fmt.Sprintf("Databricks run %d", runID), URL: pageURL}}, nil)
-			}
 		}
 		seen := map[string]bool{}
 		for i := range run.Tasks {
@@ -301,6 +299,12 @@ func (e *Executor) followGroup(ctx context.Context, c *Client, g executor.Group,
 			seen[t.TaskKey] = true
 			if _, done := results[t.TaskKey]; done {
 				continue
+			}
+			if linked[t.TaskKey] != t.RunId && t.RunPageUrl != "" {
+				// Each stage links to its task run's page.
+				linked[t.TaskKey] = t.RunId
+				sink(t.TaskKey, executor.Event{Time: time.Now(), Kind: executor.EventLink,
+					Link: &executor.Link{Label: fmt.Sprintf("Databricks run %d, task run %d", runID, t.RunId), URL: t.RunPageUrl}}, nil)
 			}
 			st := statusOf(&jobs.Run{Status: t.Status, State: t.State})
 			if st.label != last[t.TaskKey] {
@@ -315,8 +319,11 @@ func (e *Executor) followGroup(ctx context.Context, c *Client, g executor.Group,
 				continue
 			}
 			tr := &jobs.Run{RunId: t.RunId, Status: t.Status, State: t.State, Tasks: []jobs.RunTask{*t}}
-			res := e.finish(ctx, c, task, tr, pageURL, func(k executor.EventKind, s string) { emitTo(task.Stage, k, s) })
-			res.Links = links(runID, pageURL)
+			res := e.finish(ctx, c, task, tr, t.RunPageUrl, func(k executor.EventKind, s string) { emitTo(task.Stage, k, s) })
+			res.Links = nil
+			if t.RunPageUrl != "" {
+				res.Links = []executor.Link{{Label: fmt.Sprintf("Databricks run %d, task run %d", runID, t.RunId), URL: t.RunPageUrl}}
+			}
 			if res.Error != nil {
 				res.Error.Message = strings.Replace(res.Error.Message, fmt.Sprintf("Databricks run %d", t.RunId),
 					fmt.Sprintf("Databricks run %d (task run %d)", runID, t.RunId), 1)
