@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -173,6 +174,9 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 	return out, nil
 }
 
+// upstreamRef finds the task a task value reference reads.
+var upstreamRef = regexp.MustCompile(`\{\{\s*tasks\.([\w-]+)\.values\.[\w-]+\s*\}\}`)
+
 // repair re-runs the group's stages inside run id when that run can take
 // them: it has ended without succeeding, and each stage is a task of it
 // with the notebook and the parameters this group would submit (a
@@ -200,6 +204,10 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 		have[t.TaskKey] = t
 		old[t.RunId] = true
 	}
+	members := map[string]bool{}
+	for _, want := range sub.Tasks {
+		members[want.TaskKey] = true
+	}
 	var keys []string
 	for _, want := range sub.Tasks {
 		t, ok := have[want.TaskKey]
@@ -211,7 +219,17 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 		}
 		for k, v := range want.NotebookTask.BaseParameters {
 			was, ok := t.NotebookTask.BaseParameters[k]
-			if strings.Contains(v, "{{") || strings.Contains(was, "{{") {
+			if strings.Contains(was, "{{") {
+				// Wired from a task value: the upstream task must run
+				// again in the repair or have succeeded in the run.
+				for _, m := range upstreamRef.FindAllStringSubmatch(was, -1) {
+					if up, ok := have[m[1]]; !members[m[1]] && (!ok || !judge(&jobs.Run{Status: up.Status, State: up.State}).ok) {
+						return 0, nil, fmt.Sprintf("stage %s reads task %s, which did not succeed in it", want.TaskKey, m[1]), nil
+					}
+				}
+				continue
+			}
+			if strings.Contains(v, "{{") {
 				continue
 			}
 			if !ok || was != v {
