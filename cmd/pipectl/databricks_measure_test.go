@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pipectl/pipectl/engine/record"
 	"github.com/pipectl/pipectl/internal/databricks/emulator"
 )
 
@@ -48,7 +50,13 @@ func TestMeasureSentimentOnEmulator(t *testing.T) {
 				total += calls[ep]
 				lines = append(lines, fmt.Sprintf("  %-45s %4d", ep, calls[ep]))
 			}
-			t.Logf("%s, compute start-up %s: 6 stages in %.1f s, %d API calls:\n%s", what, s, elapsed.Seconds(), total, strings.Join(lines, "\n"))
+			rec := lastRun(t, &record.Store{Dir: filepath.Join(project, ".pipectl", "runs")})
+			var stages []string
+			for _, name := range rec.Order {
+				stages = append(stages, fmt.Sprintf("%s %.1f s", name, float64(rec.Stages[name].DurationMS)/1000))
+			}
+			t.Logf("%s, compute start-up %s: 6 stages in %.1f s (%s), %d API calls:\n%s", what, s, elapsed.Seconds(),
+				strings.Join(stages, ", "), total, strings.Join(lines, "\n"))
 		}
 	}
 }
