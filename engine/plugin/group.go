@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pipectl/pipectl/engine/executor"
 	pb "github.com/pipectl/pipectl/engine/plugin/proto/executor/v1"
@@ -132,7 +133,11 @@ func (c *Client) RunGroup(ctx context.Context, g executor.Group, sink executor.G
 		case ev.GetUnit() != "":
 			sink("", executor.Event{Time: time.Now(), Kind: executor.EventUnit, Text: ev.GetUnit()}, nil)
 		case ev.GetStarted():
-			sink(ev.GetStage(), executor.Event{Time: time.Now(), Kind: executor.EventStarted}, nil)
+			at := time.Now()
+			if ts := ev.GetEvent().GetTime(); ts != nil {
+				at = ts.AsTime()
+			}
+			sink(ev.GetStage(), executor.Event{Time: at, Kind: executor.EventStarted}, nil)
 		case ev.GetDone() != nil:
 			r := resultFromProto(ev.GetDone())
 			sink(ev.GetStage(), executor.Event{Time: time.Now()}, &r)
@@ -188,7 +193,11 @@ func (s *server) RunGroup(req *pb.RunGroupRequest, stream pb.Executor_RunGroupSe
 		case ev.Kind == executor.EventUnit:
 			send(&pb.RunGroupEvent{Unit: ev.Text})
 		case ev.Kind == executor.EventStarted:
-			send(&pb.RunGroupEvent{Stage: stage, Started: true})
+			started := &pb.RunGroupEvent{Stage: stage, Started: true}
+			if !ev.Time.IsZero() {
+				started.Event = &pb.RunEvent{Time: timestamppb.New(ev.Time)}
+			}
+			send(started)
 		default:
 			send(&pb.RunGroupEvent{Stage: stage, Event: eventToProto(ev)})
 		}

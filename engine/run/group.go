@@ -289,7 +289,12 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 				finish(m, *result, nil, record.Succeeded, "")
 			}
 		case ev.Kind == executor.EventStarted:
+			// When the unit says the stage started (its task's start
+			// time), if that is plausible; else when we heard of it.
 			now := r.now()
+			if !ev.Time.IsZero() && ev.Time.After(started) && ev.Time.Before(now) {
+				now = ev.Time
+			}
 			e.update(func(rec *record.Run) {
 				rs := rec.Stages[stage]
 				rs.StartedAt = now

@@ -331,7 +331,11 @@ func (e *Executor) followGroup(ctx context.Context, c *Client, g executor.Group,
 			}
 			if !started[t.TaskKey] && (strings.HasPrefix(st.label, "RUNNING") || (st.terminal && t.StartTime > 0)) {
 				started[t.TaskKey] = true
-				sink(t.TaskKey, executor.Event{Time: time.Now(), Kind: executor.EventStarted}, nil)
+				at := time.Now()
+				if t.StartTime > 0 {
+					at = time.UnixMilli(t.StartTime) // when the task started, compute start-up included
+				}
+				sink(t.TaskKey, executor.Event{Time: at, Kind: executor.EventStarted}, nil)
 			}
 			if !st.terminal {
 				continue

@@ -2035,7 +2035,8 @@ type RunGroupEvent struct {
 	Stage string `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
 	// event is a log line, progress or link of the stage (never final).
 	Event *RunEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
-	// started says the stage started running inside the unit.
+	// started says the stage started running inside the unit, at
+	// event.time when set.
 	Started bool `protobuf:"varint,3,opt,name=started,proto3" json:"started,omitempty"`
 	// unit names the unit as soon as it exists (stage is empty).
 	Unit string `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
