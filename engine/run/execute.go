@@ -244,7 +244,11 @@ func (e *execution) schedule(ctx context.Context) {
 				if running[name] || !e.ready(name) {
 					continue
 				}
-				if g := e.formGroup(ctx, name, running); g != nil {
+				g, note := e.formGroup(ctx, name, running)
+				if note != "" {
+					e.em.emit(Event{Type: Log, Stage: name, Stream: "pipectl", Text: note})
+				}
+				if g != nil {
 					for _, m := range g.members {
 						running[m], groupOf[m] = true, g
 						e.update(func(rec *record.Run) { rec.Stages[m].Status = record.Running })

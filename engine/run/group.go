@@ -51,15 +51,20 @@ func groupable(st *plan.Stage) bool { return st.Retries == 0 }
 // formGroup returns the group a ready stage starts, or nil when it runs
 // alone: its executor cannot run groups, it has retries, or nothing else
 // would join it (and there is no unit to repair).
-func (e *execution) formGroup(ctx context.Context, name string, running map[string]bool) *group {
+// note, when set, says why a stage of an executor that runs groups runs
+// alone.
+func (e *execution) formGroup(ctx context.Context, name string, running map[string]bool) (g *group, note string) {
 	pl := e.r.Plan
 	st := pl.Stages[name]
-	if !groupable(st) || !e.canGroup(ctx, st.Executor) {
-		return nil
+	if !e.canGroup(ctx, st.Executor) {
+		return nil, ""
+	}
+	if !groupable(st) {
+		return nil, fmt.Sprintf("runs alone, not in one %s run with other stages: it has retries, which pipectl makes as new attempts", st.Executor)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	g := &group{executor: st.Executor}
+	g = &group{executor: st.Executor}
 	in := map[string]bool{}
 	for _, n := range e.rec.Order {
 		rs, ps := e.rec.Stages[n], pl.Stages[n]
@@ -82,9 +87,9 @@ func (e *execution) formGroup(ctx context.Context, name string, running map[stri
 		g.repair = e.commonUnit(g.members)
 	}
 	if len(g.members) < 2 && g.repair == "" {
-		return nil
+		return nil, ""
 	}
-	return g
+	return g, ""
 }
 
 // commonUnit is the unit the last attempts of members ran in, when they all

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -216,7 +217,7 @@ func TestStagesRunAloneWithoutGroups(t *testing.T) {
 		retries int
 	}{{"an executor without groups (an older plugin)", false, 0}, {"stages with retries", true, 1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, g, runner := groupHarness(t, tc.can)
+			h, g, runner := groupHarness(t, tc.can)
 			pl := mixedPlan(t)
 			for _, st := range pl.Stages {
 				st.Retries = tc.retries
@@ -230,6 +231,13 @@ func TestStagesRunAloneWithoutGroups(t *testing.T) {
 			}
 			if g.callsOf("b") != 1 || rec.Stages["b"].Status != record.Succeeded || g.tasks["b"].Params["in"] != "a" {
 				t.Errorf("b: %s %v", rec.Stages["b"].Status, g.tasks["b"].Params)
+			}
+			said := false
+			for _, ev := range h.eventsOf(Log) {
+				said = said || ev.Stage == "b" && strings.Contains(ev.Text, "runs alone") && strings.Contains(ev.Text, "retries")
+			}
+			if said != (tc.retries > 0) {
+				t.Errorf("a stage with retries says it runs alone: %v, want %v", said, tc.retries > 0)
 			}
 		})
 	}
