@@ -139,7 +139,7 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 	runID, old, how := int64(0), map[int64]bool{}, ""
 	if id, ok := parseUnit(g.Repair); ok {
 		var why string
-		runID, old, why, err = e.repair(ctx, c, id, sub)
+		runID, old, why, err = e.repair(ctx, c, id, sub, emitAll)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before the run was repaired"}})
@@ -184,7 +184,7 @@ var upstreamRef = regexp.MustCompile(`\{\{\s*tasks\.([\w-]+)\.values\.[\w-]+\s*\
 // task's value is the output pipectl recorded). It returns the run id
 // (0 with why when it does not repair) and the task run ids before the
 // repair.
-func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.SubmitRun) (int64, map[int64]bool, string, error) {
+func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.SubmitRun, emit func(executor.EventKind, string)) (int64, map[int64]bool, string, error) {
 	run, err := c.W.Jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id, IncludeHistory: true})
 	if err != nil {
 		if ctx.Err() == nil && !transient(err) {
@@ -193,7 +193,15 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 		return 0, nil, "", err
 	}
 	if st := statusOf(run); !st.terminal {
-		return 0, nil, "it is still " + st.label, nil
+		// The session that started it died (the resume holds the run's
+		// lock): nobody follows it. Stop it, then repair what it left.
+		emit(executor.EventLog, fmt.Sprintf("databricks: run %d is still %s, left by the interrupted session; cancelling it", id, st.label))
+		if err := e.cancelAndWait(ctx, c, id, e.poll()); err != nil {
+			return 0, nil, "", err
+		}
+		if run, err = c.W.Jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id, IncludeHistory: true}); err != nil {
+			return 0, nil, "", err
+		}
 	}
 	if judge(run).ok {
 		return 0, nil, "it succeeded", nil
