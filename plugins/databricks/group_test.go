@@ -2,6 +2,7 @@ package databricks_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,11 +40,11 @@ func TestResumeRepairsAnOrphanedRun(t *testing.T) {
 		t.Fatalf("active runs %v", r.e.ActiveRuns())
 	}
 	r.e.ResetCalls()
-	g.Repair = unit
-	for i := range g.Stages {
-		g.Stages[i].Task.Attempt = 2
+	resume := executor.Group{Repair: unit, Stages: slices.Clone(g.Stages)}
+	for i := range resume.Stages {
+		resume.Stages[i].Task.Attempt = 2
 	}
-	res, err := r.x.RunGroup(context.Background(), g, func(string, executor.Event, *executor.Result) {})
+	res, err := r.x.RunGroup(context.Background(), resume, func(string, executor.Event, *executor.Result) {})
 	if err != nil {
 		t.Fatal(err)
 	}
