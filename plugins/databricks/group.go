@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -91,46 +90,35 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 		}
 		return out, nil
 	}
-	cfg, err := ParseConfig(first.Config)
-	if err != nil {
-		return failAll(failure("%v", err))
-	}
-	c, err := e.client(cfg)
-	if err != nil {
-		return failAll(failure("%v", err))
-	}
 	emitTo := func(stage string, kind executor.EventKind, text string) {
-		sink(stage, executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)}, nil)
+		if red := e.redactorFor(first.Config); red != nil {
+			text = red.String(text)
+		}
+		sink(stage, executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: text}, nil)
 	}
 	emitAll := func(kind executor.EventKind, text string) {
 		for _, s := range g.Stages {
 			emitTo(s.Task.Stage, kind, text)
 		}
 	}
-	ctx = withRetryNotice(ctx, func(status int, wait time.Duration) {
-		emitAll(executor.EventLog, fmt.Sprintf("databricks: the workspace answered %d %s; retrying in %s", status, http.StatusText(status), wait))
-	})
 	var notebooks []string
 	for _, s := range g.Stages {
 		notebooks = append(notebooks, s.Task.Notebook)
 	}
-	// The import is the group's, reported once (in the first stage's log).
+	// The preparation is the group's, reported once (in the first stage's
+	// log); retry notices go to every stage.
 	emitFirst := func(kind executor.EventKind, text string) { emitTo(first.Stage, kind, text) }
-	loc, err := e.locate(ctx, c, cfg, first.ProjectRoot, notebooks, emitFirst)
-	if err != nil {
-		if ctx.Err() != nil {
-			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}})
+	pr, bad := e.prepare(ctx, first, notebooks, func(kind executor.EventKind, text string) {
+		if strings.HasPrefix(text, "databricks: the workspace answered") {
+			emitAll(kind, text)
+		} else {
+			emitFirst(kind, text)
 		}
-		return failAll(e.apiFailure(c, "prepare the notebooks", err))
+	})
+	if bad != nil {
+		return failAll(*bad)
 	}
-	reqs, err := readRequirements(first.ProjectRoot)
-	if err != nil {
-		return failAll(failure("%v", err))
-	}
-	commit := first.GitCommit
-	if loc.Git != nil && loc.Git.Commit != "" {
-		commit = loc.Git.Commit
-	}
+	ctx, cfg, c, loc, reqs, commit := pr.ctx, pr.cfg, pr.c, pr.loc, pr.reqs, pr.commit
 	sub, err := groupSubmit(cfg, loc, reqs, g, commit)
 	if err != nil {
 		return failAll(failure("%v", err))
