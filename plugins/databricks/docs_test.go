@@ -2,9 +2,11 @@ package databricks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -42,6 +44,13 @@ func TestDocsJobJSON(t *testing.T) {
 	reqs, err := readRequirements(root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The project's wheel, as libraries() adds it (its hash is a placeholder).
+	if w, err := buildWheel(context.Background(), root); err != nil {
+		t.Fatal(err)
+	} else if w != nil {
+		p := wheelPath(cfg, w)
+		reqs = append(reqs, path.Join(path.Dir(path.Dir(p)), "<hash>", path.Base(p)))
 	}
 	loc := codeLocation{Folder: cfg.WorkspaceRoot + "/.pipectl/code/<hash>"}
 	const runID, date, commit = "20260102-030405-000-0001", "2026-01-02", "<commit>"

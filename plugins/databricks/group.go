@@ -65,10 +65,10 @@ func groupSubmit(cfg *Config, loc codeLocation, reqs []string, g executor.Group,
 	}
 	sum := sha256.Sum256([]byte("pipectl-group|" + first.RunID + "|" + strings.Join(names, ",")))
 	return jobs.SubmitRun{
-		RunName:          fmt.Sprintf("pipectl %s on %s, run %s: %d stages", first.Pipeline, first.Target, first.RunID, len(tasks)),
+		RunName:          cfg.NamePrefix() + fmt.Sprintf("pipectl %s on %s, run %s: %d stages", first.Pipeline, first.Target, first.RunID, len(tasks)),
 		Tasks:            tasks,
 		GitSource:        loc.gitSource(),
-		Environments:     environments(cfg, reqs),
+		Environments:     NewComputeSpec(cfg, reqs).Environments(),
 		IdempotencyToken: hex.EncodeToString(sum[:])[:64],
 		Queue:            &jobs.QueueSettings{Enabled: true},
 	}, nil
