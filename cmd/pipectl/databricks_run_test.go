@@ -91,7 +91,7 @@ func TestSentimentRunOnEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a developer does first: the schema, the Volume and the raw data.
-	if r := runPipectl(t, project, "setup", "sentiment", "-t", "dev", "--upload", "data/sample/financial_news.csv"); r.code != 0 ||
+	if r := runPipectl(t, project, "setup", "sentiment", "-t", "dev", "--upload", filepath.Join(project, "data", "sample", "financial_news.csv")); r.code != 0 ||
 		!strings.Contains(r.stdout, "file       /Volumes/dev/sentiment/pipectl/raw/financial_news.csv uploaded") {
 		t.Fatalf("setup: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
