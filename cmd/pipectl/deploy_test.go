@@ -31,7 +31,10 @@ const emulatorToken = "dapi5cr1pt0123456789abcdef0123456789"
 // DATABRICKS_HOST and DATABRICKS_TOKEN point at it ($TOKEN holds the token,
 // for leak checks). Update the goldens with PIPECTL_UPDATE=1.
 //
-// Extra commands: "jobs N" asserts the workspace has N jobs.
+// Extra commands: "jobs N" asserts the workspace has N jobs; "calls
+// METHOD PATH N" that the emulator received N such requests since the start
+// or "resetcalls"; "fail TASK" makes the next run of task TASK fail;
+// "unhost FILE" replaces the emulator's URL in FILE with http://emulator.
 func TestDatabricksScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script", "databricks"),
@@ -39,8 +42,14 @@ func TestDatabricksScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("PIPECTL_UPDATE") == "1",
 		Setup: func(env *testscript.Env) error {
+			// Notebooks run with python3 and the repository's
+			// pipectl_runner (standard library only), when there is one.
+			py, _ := exec.LookPath("python3")
+			repo, _ := filepath.Abs(filepath.Join("..", ".."))
 			e, err := emulator.Start(emulator.Options{Dir: filepath.Join(env.WorkDir, ".emulator"), Token: emulatorToken,
-				Catalogs: []string{"dev", "staging", "prod"}})
+				Catalogs: []string{"dev", "staging", "prod"},
+				Python:   py, PythonPath: []string{filepath.Join(repo, "notebooks")},
+				MLflowTrackingURI: "file://" + filepath.Join(env.WorkDir, ".mlruns")})
 			if err != nil {
 				return err
 			}
@@ -58,6 +67,12 @@ func TestDatabricksScripts(t *testing.T) {
 			"writes":        countWrites,
 			"edit-job":      editJob,
 			"grant-job":     grantJob,
+			"calls":         countCalls,
+			"fail":          failTask,
+			"resetcalls": func(ts *testscript.TestScript, neg bool, args []string) {
+				ts.Value("emulator").(*emulator.Emulator).ResetCalls()
+			},
+			"unhost": unhost,
 		},
 	})
 }
@@ -152,6 +167,43 @@ func grantJob(ts *testscript.TestScript, neg bool, args []string) {
 	_, err = c.W.Jobs.UpdatePermissions(context.Background(), jobs.JobPermissionsRequest{JobId: strconv.FormatInt(all[0].JobId, 10),
 		AccessControlList: []jobs.JobAccessControlRequest{{GroupName: args[1], PermissionLevel: jobs.JobPermissionLevel(args[2])}}})
 	ts.Check(err)
+}
+
+// countCalls is "calls METHOD PATH N": the emulator received N such
+// requests since the start or the last "resetcalls".
+func countCalls(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: calls METHOD PATH N")
+	}
+	want, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	e := ts.Value("emulator").(*emulator.Emulator)
+	got := e.Calls()[args[0]+" "+args[1]]
+	if (got == want) == neg {
+		ts.Fatalf("%d %s %s calls, want %s%d", got, args[0], args[1], map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// unhost is "unhost FILE": the emulator's URL (its port changes) in FILE
+// becomes http://emulator.
+func unhost(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: unhost FILE")
+	}
+	e := ts.Value("emulator").(*emulator.Emulator)
+	name := ts.MkAbs(args[0])
+	b, err := os.ReadFile(name)
+	ts.Check(err)
+	ts.Check(os.WriteFile(name, bytes.ReplaceAll(b, []byte(e.URL), []byte("http://emulator")), 0o644))
+}
+
+// failTask is "fail TASK": the next run of task TASK fails.
+func failTask(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: fail TASK")
+	}
+	ts.Value("emulator").(*emulator.Emulator).InjectTask(emulator.TaskFault{TaskKey: args[0], Kind: emulator.FailTask,
+		Error: "ValueError: injected by the test", Times: 1})
 }
 
 // TestDevEmulator starts pipectl dev databricks-emulator in process, checks

@@ -41,6 +41,9 @@ type Info struct {
 	Version     string `json:"version"`
 	Protocol    int    `json:"protocol"`
 	Description string `json:"description,omitempty"`
+	// Groups says the executor runs groups of stages as one unit
+	// (GroupRunner).
+	Groups bool `json:"groups,omitempty"`
 }
 
 // StageSpec is a stage as Validate sees it: parameters rendered, references
@@ -109,6 +112,12 @@ const (
 	// EventLink is a URL worth showing at once (a Databricks run page, an
 	// MLflow run).
 	EventLink EventKind = "link"
+	// EventStarted says that a stage of a group started running inside
+	// its unit (its task left the queue or waited for upstream tasks).
+	EventStarted EventKind = "started"
+	// EventUnit carries, in Text, the Unit of a group as soon as it exists
+	// (before the group ends), so that an interrupted run can be repaired.
+	EventUnit EventKind = "unit"
 )
 
 // Event is something an executor reports while a stage runs.

@@ -16,11 +16,11 @@ import (
 // messages. Each pair must round-trip (TestConvertRoundTrip).
 
 func infoToProto(i executor.Info) *pb.Info {
-	return &pb.Info{Name: i.Name, Version: i.Version, Protocol: int32(i.Protocol), Description: i.Description}
+	return &pb.Info{Name: i.Name, Version: i.Version, Protocol: int32(i.Protocol), Description: i.Description, Groups: i.Groups}
 }
 
 func infoFromProto(i *pb.Info) executor.Info {
-	return executor.Info{Name: i.GetName(), Version: i.GetVersion(), Protocol: int(i.GetProtocol()), Description: i.GetDescription()}
+	return executor.Info{Name: i.GetName(), Version: i.GetVersion(), Protocol: int(i.GetProtocol()), Description: i.GetDescription(), Groups: i.GetGroups()}
 }
 
 func rawJSON(b []byte) json.RawMessage {

@@ -46,7 +46,10 @@ func (s *server) recovered(method string, errp *error) {
 func (s *server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	info, err := func() (info executor.Info, err error) {
 		defer s.recovered("Describe", &err)
-		return s.impl.Describe(ctx)
+		info, err = s.impl.Describe(ctx)
+		gr, ok := s.impl.(executor.GroupRunner)
+		info.Groups = ok && gr.CanRunGroups()
+		return info, err
 	}()
 	if err != nil {
 		return &pb.DescribeResponse{Error: errorToProto(err)}, nil

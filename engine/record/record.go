@@ -147,6 +147,10 @@ type Attempt struct {
 	DurationMS int64             `json:"duration_ms"`
 	TimedOut   bool              `json:"timed_out,omitempty"`
 	Error      *executor.Failure `json:"error,omitempty"`
+	// Unit names the remote unit the attempt ran in when its stage ran in
+	// a group with others (executor.GroupResult.Unit, e.g. one Databricks
+	// run), so that a resume can repair that unit.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Effective is the status to show: a running record whose owner process

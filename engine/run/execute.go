@@ -34,6 +34,9 @@ type execution struct {
 	saved     chan struct{}
 	finishing chan struct{}
 	saveErr   error
+
+	// groupCap caches which executors run groups (canGroup).
+	groupCap map[string]bool
 }
 
 // stageDone is what a stage worker reports to the scheduler.
@@ -43,6 +46,8 @@ type stageDone struct {
 	decision *Decision
 	result   executor.Result
 	failure  *executor.Failure
+	// reason explains a skipped stage.
+	reason string
 }
 
 // Execute runs the prepared run and returns its record. onRecord, when
@@ -51,7 +56,7 @@ type stageDone struct {
 // not succeed.
 func (p *Prepared) Execute(ctx context.Context, onRecord func(id string) error) (*record.Run, error) {
 	r := p.r
-	e := &execution{p: p, r: r, outputs: map[string]map[string]string{}, dirty: make(chan struct{}, 1), saved: make(chan struct{}), finishing: make(chan struct{})}
+	e := &execution{p: p, r: r, outputs: map[string]map[string]string{}, groupCap: map[string]bool{}, dirty: make(chan struct{}, 1), saved: make(chan struct{}), finishing: make(chan struct{})}
 	if err := e.open(); err != nil {
 		return nil, err
 	}
@@ -227,15 +232,28 @@ func (e *execution) schedule(ctx context.Context) {
 	order := e.priorityOrder()
 	done := make(chan stageDone)
 	running := map[string]bool{}
+	groupOf := map[string]*group{}
 	cancelled := ctx.Done()
 	stopping := false
 	for {
 		if !stopping {
 			for _, name := range order {
-				if len(running) >= par {
+				if slots(running, groupOf) >= par {
 					break
 				}
 				if running[name] || !e.ready(name) {
+					continue
+				}
+				g, note := e.formGroup(ctx, name, running)
+				if note != "" {
+					e.em.emit(Event{Type: Log, Stage: name, Stream: "pipectl", Text: note})
+				}
+				if g != nil {
+					for _, m := range g.members {
+						running[m], groupOf[m] = true, g
+						e.update(func(rec *record.Run) { rec.Stages[m].Status = record.Running })
+					}
+					go e.runGroup(ctx, g, done)
 					continue
 				}
 				running[name] = true
@@ -249,6 +267,7 @@ func (e *execution) schedule(ctx context.Context) {
 		select {
 		case d := <-done:
 			delete(running, d.name)
+			delete(groupOf, d.name)
 			e.finishStage(d)
 		case <-cancelled:
 			cancelled = nil
@@ -337,6 +356,9 @@ func (e *execution) finishStage(d stageDone) {
 		}
 		st.DurationMS = now.Sub(st.StartedAt).Milliseconds()
 		st.Error = d.failure
+		if d.reason != "" {
+			st.Reason = d.reason
+		}
 		if d.decision != nil {
 			st.Params = d.decision.Params
 			st.Cache = cacheInfo(d)

@@ -53,7 +53,8 @@ func New(env Env) *Executor { return &Executor{Env: env, Version: "builtin", Std
 // Describe implements executor.Executor.
 func (e *Executor) Describe(ctx context.Context) (executor.Info, error) {
 	return executor.Info{Name: Name, Version: e.Version, Protocol: executor.ProtocolVersion,
-		Description: "runs each stage as a Databricks Jobs run (runs/submit, one notebook task)"}, nil
+		Description: "runs the stages of a pipeline run as one Databricks Jobs run (runs/submit, a notebook task per stage; resume repairs it)",
+		Groups:      true}, nil
 }
 
 // Validate implements executor.Executor: the target's databricks block, the
@@ -128,40 +129,86 @@ func failure(format string, args ...any) executor.Result {
 	return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: fmt.Sprintf(format, args...)}}
 }
 
-// Run implements executor.Executor: submit, report the run page, poll
-// until the run terminates, read the exit value.
-func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
-	cfg, c, err := e.connect(ctx, task.Config)
+// prepared is what a run needs before its submit: the client, the
+// (personalized) target, where the notebooks are, the libraries and the
+// commit.
+type prepared struct {
+	cfg    *Config
+	c      *Client
+	loc    codeLocation
+	reqs   []string
+	commit string
+	// ctx carries the retry notices and the SDK's log for the run's calls.
+	ctx context.Context
+}
+
+// prepare readies a run of the given notebooks, alone or in a group: one
+// place for what every submit needs (client and identity, code import,
+// wheel and libraries). emit reports to the stage(s); a failure is the
+// result to report.
+func (e *Executor) prepare(ctx context.Context, first executor.Task, notebooks []string, emit func(executor.EventKind, string)) (*prepared, *executor.Result) {
+	fail := func(r executor.Result) (*prepared, *executor.Result) { return nil, &r }
+	cfg, c, err := e.connect(ctx, first.Config)
 	if err != nil {
 		// Already in pipectl's words (and redacted); reading the identity
 		// may fail for a while like any call.
-		return executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: err.Error(), Retryable: c != nil && transient(err)}}, nil
-	}
-	emit := func(kind executor.EventKind, text string) {
-		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: c.red.String(text)})
+		return fail(executor.Result{Status: executor.Failed, Error: &executor.Failure{Message: err.Error(), Retryable: c != nil && transient(err)}})
 	}
 	ctx = withSDKLog(ctx, c, func(s string) { emit(executor.EventLog, s) })
 	ctx = withRetryNotice(ctx, func(status int, wait time.Duration) {
 		emit(executor.EventLog, fmt.Sprintf("databricks: the workspace answered %d %s; retrying in %s", status, http.StatusText(status), wait))
 	})
-	loc, err := e.locate(ctx, c, cfg, task.ProjectRoot, []string{task.Notebook}, emit)
+	loc, err := e.locate(ctx, c, cfg, first.ProjectRoot, notebooks, emit)
 	if err != nil {
 		if ctx.Err() != nil {
-			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}}, nil
+			return fail(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while importing the notebooks"}})
 		}
-		return e.apiFailure(c, "prepare the notebooks", err), nil
+		return fail(e.apiFailure(c, "prepare the notebooks", err))
 	}
-	reqs, _, err := libraries(ctx, c, cfg, task.ProjectRoot, &e.uploads, false, func(s string) { emit(executor.EventLog, s) })
+	reqs, _, err := libraries(ctx, c, cfg, first.ProjectRoot, &e.uploads, false, func(s string) { emit(executor.EventLog, s) })
 	if err != nil {
 		if ctx.Err() != nil {
-			return executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while uploading the wheel"}}, nil
+			return fail(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled while uploading the wheel"}})
 		}
-		return e.apiFailure(c, "prepare the libraries", err), nil
+		return fail(e.apiFailure(c, "prepare the libraries", err))
 	}
-	commit := task.GitCommit
+	commit := first.GitCommit
 	if loc.Git != nil && loc.Git.Commit != "" {
 		commit = loc.Git.Commit
 	}
+	return &prepared{cfg: cfg, c: c, loc: loc, reqs: reqs, commit: commit, ctx: ctx}, nil
+}
+
+// redactorFor is the redactor of a target's client, when there is one
+// already (messages before the client exists hold no secret of it).
+func (e *Executor) redactorFor(raw json.RawMessage) *redactor {
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		return nil
+	}
+	key := cfg.Host + "|" + cfg.Profile
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.clients[key]; ok {
+		return c.red
+	}
+	return nil
+}
+
+// Run implements executor.Executor: submit, report the run page, poll
+// until the run terminates, read the exit value.
+func (e *Executor) Run(ctx context.Context, task executor.Task, sink executor.EventSink) (executor.Result, error) {
+	emit := func(kind executor.EventKind, text string) {
+		if red := e.redactorFor(task.Config); red != nil {
+			text = red.String(text)
+		}
+		sink(executor.Event{Time: time.Now(), Kind: kind, Stream: "stderr", Text: text})
+	}
+	pr, bad := e.prepare(ctx, task, []string{task.Notebook}, emit)
+	if bad != nil {
+		return *bad, nil
+	}
+	ctx, cfg, c, loc, reqs, commit := pr.ctx, pr.cfg, pr.c, pr.loc, pr.reqs, pr.commit
 	sub, err := submitRequest{cfg: cfg, loc: loc, reqs: reqs, pipeline: task.Pipeline, target: task.Target, stage: task.Stage,
 		notebook: task.Notebook, params: task.Params, runID: task.RunID, attempt: task.Attempt, timeout: task.Timeout, commit: commit}.build()
 	if err != nil {

@@ -98,24 +98,34 @@ type submitRequest struct {
 	commit   string
 }
 
-func (s submitRequest) build() (jobs.SubmitRun, error) {
-	t := executor.Task{RunID: s.runID, Pipeline: s.pipeline, Target: s.target, Stage: s.stage, Params: s.params, GitCommit: s.commit}
-	nt, err := s.loc.notebookTask(s.notebook, executor.NotebookParams(t, place(s.cfg, s.loc.projectRoot())))
+// stageTask is the task of one stage in a submitted run, alone or in a
+// group: its notebook with the stage's and the context parameters, its
+// timeout and the target's compute.
+func stageTask(cfg *Config, loc codeLocation, reqs []string, t executor.Task) (jobs.SubmitTask, error) {
+	nt, err := loc.notebookTask(t.Notebook, executor.NotebookParams(t, place(cfg, loc.projectRoot())))
 	if err != nil {
-		return jobs.SubmitRun{}, err
+		return jobs.SubmitTask{}, err
 	}
-	task := jobs.Task{TaskKey: s.stage, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(s.timeout)}
-	comp := NewComputeSpec(s.cfg, s.reqs)
-	comp.ApplySubmit(&task)
+	task := jobs.Task{TaskKey: t.Stage, NotebookTask: nt, TimeoutSeconds: timeoutSeconds(t.Timeout)}
+	NewComputeSpec(cfg, reqs).ApplySubmit(&task)
 	var st jobs.SubmitTask
 	if err := convertJSON(task, &st); err != nil {
+		return jobs.SubmitTask{}, err
+	}
+	return st, nil
+}
+
+func (s submitRequest) build() (jobs.SubmitRun, error) {
+	st, err := stageTask(s.cfg, s.loc, s.reqs, executor.Task{RunID: s.runID, Pipeline: s.pipeline, Target: s.target,
+		Stage: s.stage, Notebook: s.notebook, Params: s.params, GitCommit: s.commit, Timeout: s.timeout})
+	if err != nil {
 		return jobs.SubmitRun{}, err
 	}
 	return jobs.SubmitRun{
 		RunName:          s.cfg.NamePrefix() + fmt.Sprintf("pipectl %s/%s on %s, run %s, attempt %d", s.pipeline, s.stage, s.target, s.runID, s.attempt),
 		Tasks:            []jobs.SubmitTask{st},
 		GitSource:        s.loc.gitSource(),
-		Environments:     comp.Environments(),
+		Environments:     NewComputeSpec(s.cfg, s.reqs).Environments(),
 		IdempotencyToken: idempotencyToken(s.runID, s.stage, s.attempt),
 		TimeoutSeconds:   timeoutSeconds(s.timeout),
 		Queue:            &jobs.QueueSettings{Enabled: true},

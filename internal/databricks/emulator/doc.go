@@ -10,7 +10,8 @@
 // (python -m pipectl_runner) with the task's base_parameters, dynamic value
 // references ({{tasks.<task>.values.<key>}}, {{job.run_id}},
 // {{job.start_time.iso_date}}, ...) resolved, upstream task values passed
-// in, and tasks ordered by depends_on. The emulator plays the runtime:
+// in, and tasks ordered by depends_on; jobs/runs/repair re-runs tasks of an
+// ended run in place. The emulator plays the runtime:
 //
 //   - /Volumes/... and /Workspace/... paths in parameters are rewritten to
 //     directories the emulator owns, and rewritten back in outputs and task

@@ -51,7 +51,7 @@ func (e *Emulator) runTask(ctx context.Context, r *run, t *taskRun) {
 		end(cancelled("Run cancelled."))
 		return
 	}
-	if !sleepCtx(ctx, e.opts.PendingDelay) {
+	if !sleepCtx(ctx, e.opts.PendingDelay+e.computeWait(r, t)) {
 		end(cancelled("Run cancelled."))
 		return
 	}
@@ -469,7 +469,9 @@ func (e *Emulator) taskParams(r *run, t *taskRun) (map[string]string, error) {
 			return r.name, nil
 		case "job.run_id", "run_id", "parent_run_id":
 			return strconv.FormatInt(r.id, 10), nil
-		case "job.repair_count", "task.execution_count", "task_retry_count":
+		case "job.repair_count":
+			return strconv.Itoa(len(r.repairs)), nil
+		case "task.execution_count", "task_retry_count":
 			return "0", nil
 		case "job.trigger.type":
 			return "one_time", nil

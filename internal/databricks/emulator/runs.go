@@ -113,6 +113,11 @@ type run struct {
 	cancel context.CancelFunc
 	wake   chan struct{}
 
+	// computeReady is when each compute of the run is up (computeWait);
+	// repairs are the run's repairs, oldest first.
+	computeReady map[string]time.Time
+	repairs      []repair
+
 	checkoutOnce sync.Once
 	checkout     string
 	checkoutErr  error
@@ -424,6 +429,9 @@ func (e *Emulator) endRunLocked(r *run) {
 		r.start = r.end
 	}
 	r.stats.TerminatedAt = r.end
+	if n := len(r.repairs); n > 0 {
+		r.repairs[n-1].end = r.end
+	}
 	r.cancel()
 }
 
@@ -471,8 +479,16 @@ func (e *Emulator) cancelTaskLocked(t *taskRun, s state) {
 }
 
 func (e *Emulator) runsSubmit(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
 	var req jobs.SubmitRun
-	if !decode(w, r, &req) {
+	if !decodeBytes(w, body, &req) {
+		return
+	}
+	if sharedClusters(body) {
+		badRequest(w, "Shared job cluster feature is not supported in runs/submit API.")
 		return
 	}
 	if len(req.IdempotencyToken) > 64 {
@@ -661,7 +677,7 @@ func (e *Emulator) renderRunLocked(r *run) jobs.Run {
 	st := r.liveState()
 	out := jobs.Run{RunId: r.id, JobId: r.jobID, RunName: r.name, RunType: r.runType, Trigger: r.trigger,
 		RunPageUrl: e.runPageURL(r), State: st.legacy(), Status: st.status(), GitSource: r.git,
-		CreatorUserName: creator, NumberInJob: r.number, OriginalAttemptRunId: r.id}
+		CreatorUserName: creator, NumberInJob: r.number, OriginalAttemptRunId: r.id, RepairHistory: r.history()}
 	if !r.start.IsZero() {
 		out.StartTime = r.start.UnixMilli()
 	} else {
@@ -707,7 +723,11 @@ func (e *Emulator) runsGet(w http.ResponseWriter, r *http.Request) {
 		if run.terminal() && run.stats.FirstSeenTerminated.IsZero() {
 			run.stats.FirstSeenTerminated = now
 		}
-		writeJSON(w, e.renderRunLocked(run))
+		out := e.renderRunLocked(run)
+		if r.URL.Query().Get("include_history") != "true" {
+			out.RepairHistory = nil
+		}
+		writeJSON(w, out)
 		return
 	}
 	if t, ok := e.tasks[id]; ok {

@@ -52,6 +52,12 @@ type Options struct {
 	// PendingDelay is how long a task run stays PENDING before it runs, as
 	// compute starts; default 0.
 	PendingDelay time.Duration
+	// ComputeStartup is how long compute takes to start, paid once per
+	// compute a run's tasks share: once per run for the tasks of one
+	// serverless environment, once per task for new_cluster tasks (a
+	// one-time run has no shared job clusters), never for an existing
+	// cluster; a repair starts compute again. Default 0.
+	ComputeStartup time.Duration
 	// Logf receives the emulator's own diagnostics; nil discards them.
 	Logf func(format string, args ...any)
 	// UserName is the identity of the token (SCIM /Me); default
@@ -337,6 +343,7 @@ var routes = map[string]func(*Emulator, http.ResponseWriter, *http.Request){
 	"GET /api/2.2/jobs/runs/get":        (*Emulator).runsGet,
 	"GET /api/2.2/jobs/runs/get-output": (*Emulator).runsGetOutput,
 	"POST /api/2.2/jobs/runs/cancel":    (*Emulator).runsCancel,
+	"POST /api/2.2/jobs/runs/repair":    (*Emulator).runsRepair,
 	"POST /api/2.2/jobs/create":         (*Emulator).jobsCreate,
 	"POST /api/2.2/jobs/reset":          (*Emulator).jobsReset,
 	"GET /api/2.2/jobs/get":             (*Emulator).jobsGet,
@@ -404,11 +411,20 @@ func writeJSON(w http.ResponseWriter, v any) {
 // decode reads a JSON request body into v; a malformed body is answered
 // with 400 MALFORMED_REQUEST and false.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, ok := readBody(w, r)
+	return ok && decodeBytes(w, body, v)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "MALFORMED_REQUEST", "Could not read the request body.")
-		return false
+		return nil, false
 	}
+	return body, true
+}
+
+func decodeBytes(w http.ResponseWriter, body []byte, v any) bool {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
 	}

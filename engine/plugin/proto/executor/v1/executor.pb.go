@@ -320,8 +320,10 @@ type Info struct {
 	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// protocol is the executor protocol version the plugin implements; it
 	// must equal the major version of this package (1).
-	Protocol      int32  `protobuf:"varint,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Protocol    int32  `protobuf:"varint,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// groups says the executor implements RunGroup.
+	Groups        bool `protobuf:"varint,5,opt,name=groups,proto3" json:"groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -382,6 +384,13 @@ func (x *Info) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *Info) GetGroups() bool {
+	if x != nil {
+		return x.Groups
+	}
+	return false
 }
 
 // StageSpec is a stage as Validate sees it: parameters rendered,
@@ -1901,6 +1910,278 @@ func (x *FingerprintResponse) GetError() *Error {
 	return nil
 }
 
+// GroupStage is one stage of a group: its task and the members it needs.
+// A parameter waiting for another member's output holds the reference as
+// the spec wrote it, ${stages.NAME.outputs.KEY}.
+type GroupStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Needs         []string               `protobuf:"bytes,2,rep,name=needs,proto3" json:"needs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupStage) Reset() {
+	*x = GroupStage{}
+	mi := &file_executor_v1_executor_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupStage) ProtoMessage() {}
+
+func (x *GroupStage) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupStage.ProtoReflect.Descriptor instead.
+func (*GroupStage) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GroupStage) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *GroupStage) GetNeeds() []string {
+	if x != nil {
+		return x.Needs
+	}
+	return nil
+}
+
+type RunGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// call_id names this call for Cancel.
+	CallId string        `protobuf:"bytes,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Stages []*GroupStage `protobuf:"bytes,2,rep,name=stages,proto3" json:"stages,omitempty"`
+	// repair is the unit of an earlier group of the same pipectl run that the
+	// executor may repair instead of starting a new one.
+	Repair        string `protobuf:"bytes,3,opt,name=repair,proto3" json:"repair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunGroupRequest) Reset() {
+	*x = RunGroupRequest{}
+	mi := &file_executor_v1_executor_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunGroupRequest) ProtoMessage() {}
+
+func (x *RunGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunGroupRequest.ProtoReflect.Descriptor instead.
+func (*RunGroupRequest) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RunGroupRequest) GetCallId() string {
+	if x != nil {
+		return x.CallId
+	}
+	return ""
+}
+
+func (x *RunGroupRequest) GetStages() []*GroupStage {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+func (x *RunGroupRequest) GetRepair() string {
+	if x != nil {
+		return x.Repair
+	}
+	return ""
+}
+
+// RunGroupEvent is one message of the RunGroup stream.
+type RunGroupEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// stage is the stage an event or result belongs to.
+	Stage string `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	// event is a log line, progress or link of the stage (never final).
+	Event *RunEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	// started says the stage started running inside the unit, at
+	// event.time when set.
+	Started bool `protobuf:"varint,3,opt,name=started,proto3" json:"started,omitempty"`
+	// unit names the unit as soon as it exists (stage is empty).
+	Unit string `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	// done is the stage's result, sent as soon as it ended.
+	Done *Result `protobuf:"bytes,5,opt,name=done,proto3" json:"done,omitempty"`
+	// final ends the stream.
+	Final         *GroupFinal `protobuf:"bytes,6,opt,name=final,proto3" json:"final,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunGroupEvent) Reset() {
+	*x = RunGroupEvent{}
+	mi := &file_executor_v1_executor_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunGroupEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunGroupEvent) ProtoMessage() {}
+
+func (x *RunGroupEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunGroupEvent.ProtoReflect.Descriptor instead.
+func (*RunGroupEvent) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RunGroupEvent) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *RunGroupEvent) GetEvent() *RunEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *RunGroupEvent) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *RunGroupEvent) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *RunGroupEvent) GetDone() *Result {
+	if x != nil {
+		return x.Done
+	}
+	return nil
+}
+
+func (x *RunGroupEvent) GetFinal() *GroupFinal {
+	if x != nil {
+		return x.Final
+	}
+	return nil
+}
+
+// GroupFinal ends a RunGroup stream: every stage's result, or an executor
+// error.
+type GroupFinal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Unit          string                 `protobuf:"bytes,1,opt,name=unit,proto3" json:"unit,omitempty"`
+	Results       map[string]*Result     `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupFinal) Reset() {
+	*x = GroupFinal{}
+	mi := &file_executor_v1_executor_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupFinal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupFinal) ProtoMessage() {}
+
+func (x *GroupFinal) ProtoReflect() protoreflect.Message {
+	mi := &file_executor_v1_executor_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupFinal.ProtoReflect.Descriptor instead.
+func (*GroupFinal) Descriptor() ([]byte, []int) {
+	return file_executor_v1_executor_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GroupFinal) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *GroupFinal) GetResults() map[string]*Result {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *GroupFinal) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_executor_v1_executor_proto protoreflect.FileDescriptor
 
 const file_executor_v1_executor_proto_rawDesc = "" +
@@ -1911,12 +2192,13 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\x0fDescribeRequest\"s\n" +
 	"\x10DescribeResponse\x12-\n" +
 	"\x04info\x18\x01 \x01(\v2\x19.pipectl.executor.v1.InfoR\x04info\x120\n" +
-	"\x05error\x18\x02 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error\"r\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error\"\x8a\x01\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\x05R\bprotocol\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xce\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06groups\x18\x05 \x01(\bR\x06groups\"\xce\x01\n" +
 	"\tStageSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -2040,7 +2322,30 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\"\x8d\x01\n" +
 	"\x13FingerprintResponse\x12D\n" +
 	"\ffingerprints\x18\x01 \x03(\v2 .pipectl.executor.v1.FingerprintR\ffingerprints\x120\n" +
-	"\x05error\x18\x02 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error*N\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error\"Q\n" +
+	"\n" +
+	"GroupStage\x12-\n" +
+	"\x04task\x18\x01 \x01(\v2\x19.pipectl.executor.v1.TaskR\x04task\x12\x14\n" +
+	"\x05needs\x18\x02 \x03(\tR\x05needs\"{\n" +
+	"\x0fRunGroupRequest\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\tR\x06callId\x127\n" +
+	"\x06stages\x18\x02 \x03(\v2\x1f.pipectl.executor.v1.GroupStageR\x06stages\x12\x16\n" +
+	"\x06repair\x18\x03 \x01(\tR\x06repair\"\xf0\x01\n" +
+	"\rRunGroupEvent\x12\x14\n" +
+	"\x05stage\x18\x01 \x01(\tR\x05stage\x123\n" +
+	"\x05event\x18\x02 \x01(\v2\x1d.pipectl.executor.v1.RunEventR\x05event\x12\x18\n" +
+	"\astarted\x18\x03 \x01(\bR\astarted\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\x12/\n" +
+	"\x04done\x18\x05 \x01(\v2\x1b.pipectl.executor.v1.ResultR\x04done\x125\n" +
+	"\x05final\x18\x06 \x01(\v2\x1f.pipectl.executor.v1.GroupFinalR\x05final\"\xf3\x01\n" +
+	"\n" +
+	"GroupFinal\x12\x12\n" +
+	"\x04unit\x18\x01 \x01(\tR\x04unit\x12F\n" +
+	"\aresults\x18\x02 \x03(\v2,.pipectl.executor.v1.GroupFinal.ResultsEntryR\aresults\x120\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.pipectl.executor.v1.ErrorR\x05error\x1aW\n" +
+	"\fResultsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.pipectl.executor.v1.ResultR\x05value:\x028\x01*N\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSEVERITY_ERROR\x10\x01\x12\x14\n" +
@@ -2053,14 +2358,15 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\fCancelReason\x12\x1d\n" +
 	"\x19CANCEL_REASON_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CANCEL_REASON_CANCELLED\x10\x01\x12#\n" +
-	"\x1fCANCEL_REASON_DEADLINE_EXCEEDED\x10\x022\x9f\x04\n" +
+	"\x1fCANCEL_REASON_DEADLINE_EXCEEDED\x10\x022\xf7\x04\n" +
 	"\bExecutor\x12W\n" +
 	"\bDescribe\x12$.pipectl.executor.v1.DescribeRequest\x1a%.pipectl.executor.v1.DescribeResponse\x12W\n" +
 	"\bValidate\x12$.pipectl.executor.v1.ValidateRequest\x1a%.pipectl.executor.v1.ValidateResponse\x12G\n" +
 	"\x03Run\x12\x1f.pipectl.executor.v1.RunRequest\x1a\x1d.pipectl.executor.v1.RunEvent0\x01\x12Q\n" +
 	"\x06Cancel\x12\".pipectl.executor.v1.CancelRequest\x1a#.pipectl.executor.v1.CancelResponse\x12c\n" +
 	"\fCheckOutputs\x12(.pipectl.executor.v1.CheckOutputsRequest\x1a).pipectl.executor.v1.CheckOutputsResponse\x12`\n" +
-	"\vFingerprint\x12'.pipectl.executor.v1.FingerprintRequest\x1a(.pipectl.executor.v1.FingerprintResponseBGZEgithub.com/pipectl/pipectl/engine/plugin/proto/executor/v1;executorv1b\x06proto3"
+	"\vFingerprint\x12'.pipectl.executor.v1.FingerprintRequest\x1a(.pipectl.executor.v1.FingerprintResponse\x12V\n" +
+	"\bRunGroup\x12$.pipectl.executor.v1.RunGroupRequest\x1a\".pipectl.executor.v1.RunGroupEvent0\x01BGZEgithub.com/pipectl/pipectl/engine/plugin/proto/executor/v1;executorv1b\x06proto3"
 
 var (
 	file_executor_v1_executor_proto_rawDescOnce sync.Once
@@ -2075,7 +2381,7 @@ func file_executor_v1_executor_proto_rawDescGZIP() []byte {
 }
 
 var file_executor_v1_executor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_executor_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_executor_v1_executor_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_executor_v1_executor_proto_goTypes = []any{
 	(Severity)(0),                 // 0: pipectl.executor.v1.Severity
 	(Status)(0),                   // 1: pipectl.executor.v1.Status
@@ -2106,27 +2412,32 @@ var file_executor_v1_executor_proto_goTypes = []any{
 	(*FingerprintRequest)(nil),    // 26: pipectl.executor.v1.FingerprintRequest
 	(*Fingerprint)(nil),           // 27: pipectl.executor.v1.Fingerprint
 	(*FingerprintResponse)(nil),   // 28: pipectl.executor.v1.FingerprintResponse
-	nil,                           // 29: pipectl.executor.v1.StageSpec.ParamsEntry
-	nil,                           // 30: pipectl.executor.v1.Task.ParamsEntry
-	nil,                           // 31: pipectl.executor.v1.Result.OutputsEntry
-	nil,                           // 32: pipectl.executor.v1.Result.MetricsEntry
-	nil,                           // 33: pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(*GroupStage)(nil),            // 29: pipectl.executor.v1.GroupStage
+	(*RunGroupRequest)(nil),       // 30: pipectl.executor.v1.RunGroupRequest
+	(*RunGroupEvent)(nil),         // 31: pipectl.executor.v1.RunGroupEvent
+	(*GroupFinal)(nil),            // 32: pipectl.executor.v1.GroupFinal
+	nil,                           // 33: pipectl.executor.v1.StageSpec.ParamsEntry
+	nil,                           // 34: pipectl.executor.v1.Task.ParamsEntry
+	nil,                           // 35: pipectl.executor.v1.Result.OutputsEntry
+	nil,                           // 36: pipectl.executor.v1.Result.MetricsEntry
+	nil,                           // 37: pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
+	nil,                           // 38: pipectl.executor.v1.GroupFinal.ResultsEntry
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
 }
 var file_executor_v1_executor_proto_depIdxs = []int32{
 	6,  // 0: pipectl.executor.v1.DescribeResponse.info:type_name -> pipectl.executor.v1.Info
 	3,  // 1: pipectl.executor.v1.DescribeResponse.error:type_name -> pipectl.executor.v1.Error
-	29, // 2: pipectl.executor.v1.StageSpec.params:type_name -> pipectl.executor.v1.StageSpec.ParamsEntry
+	33, // 2: pipectl.executor.v1.StageSpec.params:type_name -> pipectl.executor.v1.StageSpec.ParamsEntry
 	7,  // 3: pipectl.executor.v1.ValidateRequest.stages:type_name -> pipectl.executor.v1.StageSpec
 	11, // 4: pipectl.executor.v1.ValidateResponse.diagnostics:type_name -> pipectl.executor.v1.Diagnostic
 	3,  // 5: pipectl.executor.v1.ValidateResponse.error:type_name -> pipectl.executor.v1.Error
 	0,  // 6: pipectl.executor.v1.Diagnostic.severity:type_name -> pipectl.executor.v1.Severity
 	10, // 7: pipectl.executor.v1.Diagnostic.pos:type_name -> pipectl.executor.v1.Pos
-	30, // 8: pipectl.executor.v1.Task.params:type_name -> pipectl.executor.v1.Task.ParamsEntry
-	34, // 9: pipectl.executor.v1.Task.timeout:type_name -> google.protobuf.Duration
+	34, // 8: pipectl.executor.v1.Task.params:type_name -> pipectl.executor.v1.Task.ParamsEntry
+	39, // 9: pipectl.executor.v1.Task.timeout:type_name -> google.protobuf.Duration
 	12, // 10: pipectl.executor.v1.RunRequest.task:type_name -> pipectl.executor.v1.Task
-	35, // 11: pipectl.executor.v1.RunEvent.time:type_name -> google.protobuf.Timestamp
+	40, // 11: pipectl.executor.v1.RunEvent.time:type_name -> google.protobuf.Timestamp
 	15, // 12: pipectl.executor.v1.RunEvent.log:type_name -> pipectl.executor.v1.LogLine
 	16, // 13: pipectl.executor.v1.RunEvent.progress:type_name -> pipectl.executor.v1.Progress
 	17, // 14: pipectl.executor.v1.RunEvent.link:type_name -> pipectl.executor.v1.Link
@@ -2134,35 +2445,45 @@ var file_executor_v1_executor_proto_depIdxs = []int32{
 	19, // 16: pipectl.executor.v1.Final.result:type_name -> pipectl.executor.v1.Result
 	3,  // 17: pipectl.executor.v1.Final.error:type_name -> pipectl.executor.v1.Error
 	1,  // 18: pipectl.executor.v1.Result.status:type_name -> pipectl.executor.v1.Status
-	31, // 19: pipectl.executor.v1.Result.outputs:type_name -> pipectl.executor.v1.Result.OutputsEntry
-	32, // 20: pipectl.executor.v1.Result.metrics:type_name -> pipectl.executor.v1.Result.MetricsEntry
+	35, // 19: pipectl.executor.v1.Result.outputs:type_name -> pipectl.executor.v1.Result.OutputsEntry
+	36, // 20: pipectl.executor.v1.Result.metrics:type_name -> pipectl.executor.v1.Result.MetricsEntry
 	17, // 21: pipectl.executor.v1.Result.links:type_name -> pipectl.executor.v1.Link
 	20, // 22: pipectl.executor.v1.Result.failure:type_name -> pipectl.executor.v1.Failure
 	2,  // 23: pipectl.executor.v1.CancelRequest.reason:type_name -> pipectl.executor.v1.CancelReason
 	12, // 24: pipectl.executor.v1.CheckOutputsRequest.task:type_name -> pipectl.executor.v1.Task
-	33, // 25: pipectl.executor.v1.CheckOutputsRequest.outputs:type_name -> pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
+	37, // 25: pipectl.executor.v1.CheckOutputsRequest.outputs:type_name -> pipectl.executor.v1.CheckOutputsRequest.OutputsEntry
 	3,  // 26: pipectl.executor.v1.CheckOutputsResponse.error:type_name -> pipectl.executor.v1.Error
 	12, // 27: pipectl.executor.v1.FingerprintRequest.task:type_name -> pipectl.executor.v1.Task
 	25, // 28: pipectl.executor.v1.FingerprintRequest.inputs:type_name -> pipectl.executor.v1.Input
 	27, // 29: pipectl.executor.v1.FingerprintResponse.fingerprints:type_name -> pipectl.executor.v1.Fingerprint
 	3,  // 30: pipectl.executor.v1.FingerprintResponse.error:type_name -> pipectl.executor.v1.Error
-	4,  // 31: pipectl.executor.v1.Executor.Describe:input_type -> pipectl.executor.v1.DescribeRequest
-	8,  // 32: pipectl.executor.v1.Executor.Validate:input_type -> pipectl.executor.v1.ValidateRequest
-	13, // 33: pipectl.executor.v1.Executor.Run:input_type -> pipectl.executor.v1.RunRequest
-	21, // 34: pipectl.executor.v1.Executor.Cancel:input_type -> pipectl.executor.v1.CancelRequest
-	23, // 35: pipectl.executor.v1.Executor.CheckOutputs:input_type -> pipectl.executor.v1.CheckOutputsRequest
-	26, // 36: pipectl.executor.v1.Executor.Fingerprint:input_type -> pipectl.executor.v1.FingerprintRequest
-	5,  // 37: pipectl.executor.v1.Executor.Describe:output_type -> pipectl.executor.v1.DescribeResponse
-	9,  // 38: pipectl.executor.v1.Executor.Validate:output_type -> pipectl.executor.v1.ValidateResponse
-	14, // 39: pipectl.executor.v1.Executor.Run:output_type -> pipectl.executor.v1.RunEvent
-	22, // 40: pipectl.executor.v1.Executor.Cancel:output_type -> pipectl.executor.v1.CancelResponse
-	24, // 41: pipectl.executor.v1.Executor.CheckOutputs:output_type -> pipectl.executor.v1.CheckOutputsResponse
-	28, // 42: pipectl.executor.v1.Executor.Fingerprint:output_type -> pipectl.executor.v1.FingerprintResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	12, // 31: pipectl.executor.v1.GroupStage.task:type_name -> pipectl.executor.v1.Task
+	29, // 32: pipectl.executor.v1.RunGroupRequest.stages:type_name -> pipectl.executor.v1.GroupStage
+	14, // 33: pipectl.executor.v1.RunGroupEvent.event:type_name -> pipectl.executor.v1.RunEvent
+	19, // 34: pipectl.executor.v1.RunGroupEvent.done:type_name -> pipectl.executor.v1.Result
+	32, // 35: pipectl.executor.v1.RunGroupEvent.final:type_name -> pipectl.executor.v1.GroupFinal
+	38, // 36: pipectl.executor.v1.GroupFinal.results:type_name -> pipectl.executor.v1.GroupFinal.ResultsEntry
+	3,  // 37: pipectl.executor.v1.GroupFinal.error:type_name -> pipectl.executor.v1.Error
+	19, // 38: pipectl.executor.v1.GroupFinal.ResultsEntry.value:type_name -> pipectl.executor.v1.Result
+	4,  // 39: pipectl.executor.v1.Executor.Describe:input_type -> pipectl.executor.v1.DescribeRequest
+	8,  // 40: pipectl.executor.v1.Executor.Validate:input_type -> pipectl.executor.v1.ValidateRequest
+	13, // 41: pipectl.executor.v1.Executor.Run:input_type -> pipectl.executor.v1.RunRequest
+	21, // 42: pipectl.executor.v1.Executor.Cancel:input_type -> pipectl.executor.v1.CancelRequest
+	23, // 43: pipectl.executor.v1.Executor.CheckOutputs:input_type -> pipectl.executor.v1.CheckOutputsRequest
+	26, // 44: pipectl.executor.v1.Executor.Fingerprint:input_type -> pipectl.executor.v1.FingerprintRequest
+	30, // 45: pipectl.executor.v1.Executor.RunGroup:input_type -> pipectl.executor.v1.RunGroupRequest
+	5,  // 46: pipectl.executor.v1.Executor.Describe:output_type -> pipectl.executor.v1.DescribeResponse
+	9,  // 47: pipectl.executor.v1.Executor.Validate:output_type -> pipectl.executor.v1.ValidateResponse
+	14, // 48: pipectl.executor.v1.Executor.Run:output_type -> pipectl.executor.v1.RunEvent
+	22, // 49: pipectl.executor.v1.Executor.Cancel:output_type -> pipectl.executor.v1.CancelResponse
+	24, // 50: pipectl.executor.v1.Executor.CheckOutputs:output_type -> pipectl.executor.v1.CheckOutputsResponse
+	28, // 51: pipectl.executor.v1.Executor.Fingerprint:output_type -> pipectl.executor.v1.FingerprintResponse
+	31, // 52: pipectl.executor.v1.Executor.RunGroup:output_type -> pipectl.executor.v1.RunGroupEvent
+	46, // [46:53] is the sub-list for method output_type
+	39, // [39:46] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_executor_v1_executor_proto_init() }
@@ -2182,7 +2503,7 @@ func file_executor_v1_executor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_executor_v1_executor_proto_rawDesc), len(file_executor_v1_executor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	Executor_Cancel_FullMethodName       = "/pipectl.executor.v1.Executor/Cancel"
 	Executor_CheckOutputs_FullMethodName = "/pipectl.executor.v1.Executor/CheckOutputs"
 	Executor_Fingerprint_FullMethodName  = "/pipectl.executor.v1.Executor/Fingerprint"
+	Executor_RunGroup_FullMethodName     = "/pipectl.executor.v1.Executor/RunGroup"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -55,6 +56,13 @@ type ExecutorClient interface {
 	// UNIMPLEMENTED, and pipectl runs such stages every time rather than
 	// trust the cache.
 	Fingerprint(ctx context.Context, in *FingerprintRequest, opts ...grpc.CallOption) (*FingerprintResponse, error)
+	// RunGroup runs several stages of one pipectl run as one unit (e.g. one
+	// Databricks run with a task per stage). The server streams events per
+	// stage, each stage's result as it ends, then exactly one final message.
+	// Cancel with the request's call_id cancels the whole unit. Only called
+	// when Describe's info.groups is true; a server without it answers
+	// UNIMPLEMENTED and pipectl runs the stages one by one.
+	RunGroup(ctx context.Context, in *RunGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunGroupEvent], error)
 }
 
 type executorClient struct {
@@ -134,6 +142,25 @@ func (c *executorClient) Fingerprint(ctx context.Context, in *FingerprintRequest
 	return out, nil
 }
 
+func (c *executorClient) RunGroup(ctx context.Context, in *RunGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RunGroupEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Executor_ServiceDesc.Streams[1], Executor_RunGroup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RunGroupRequest, RunGroupEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_RunGroupClient = grpc.ServerStreamingClient[RunGroupEvent]
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -162,6 +189,13 @@ type ExecutorServer interface {
 	// UNIMPLEMENTED, and pipectl runs such stages every time rather than
 	// trust the cache.
 	Fingerprint(context.Context, *FingerprintRequest) (*FingerprintResponse, error)
+	// RunGroup runs several stages of one pipectl run as one unit (e.g. one
+	// Databricks run with a task per stage). The server streams events per
+	// stage, each stage's result as it ends, then exactly one final message.
+	// Cancel with the request's call_id cancels the whole unit. Only called
+	// when Describe's info.groups is true; a server without it answers
+	// UNIMPLEMENTED and pipectl runs the stages one by one.
+	RunGroup(*RunGroupRequest, grpc.ServerStreamingServer[RunGroupEvent]) error
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -189,6 +223,9 @@ func (UnimplementedExecutorServer) CheckOutputs(context.Context, *CheckOutputsRe
 }
 func (UnimplementedExecutorServer) Fingerprint(context.Context, *FingerprintRequest) (*FingerprintResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Fingerprint not implemented")
+}
+func (UnimplementedExecutorServer) RunGroup(*RunGroupRequest, grpc.ServerStreamingServer[RunGroupEvent]) error {
+	return status.Error(codes.Unimplemented, "method RunGroup not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -312,6 +349,17 @@ func _Executor_Fingerprint_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_RunGroup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RunGroupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ExecutorServer).RunGroup(m, &grpc.GenericServerStream[RunGroupRequest, RunGroupEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_RunGroupServer = grpc.ServerStreamingServer[RunGroupEvent]
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,6 +392,11 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Run",
 			Handler:       _Executor_Run_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "RunGroup",
+			Handler:       _Executor_RunGroup_Handler,
 			ServerStreams: true,
 		},
 	},
