@@ -2,7 +2,7 @@
 
 On Databricks the session the cluster or serverless compute provides is used as is. Elsewhere a local
 one is started once per process: master `local[2]` (or $PIPECTL_SPARK_MASTER; the JVM's heap
-$PIPECTL_SPARK_DRIVER_MEMORY, e.g. 4g), Delta Lake enabled with
+$PIPECTL_SPARK_DRIVER_MEMORY, default 2g; a JVM out of heap exits, failing the stage), Delta Lake enabled with
 delta-spark's `configure_spark_with_delta_pip` (its jars come from Maven Central into an ivy cache
 under the state directory the first time), the warehouse and Derby metastore under the state
 directory, and the executors' Python the current interpreter. pyspark and delta-spark are in
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 MASTER_ENV = "PIPECTL_SPARK_MASTER"
-DRIVER_MEMORY_ENV = "PIPECTL_SPARK_DRIVER_MEMORY"  # e.g. "4g"; unset: Spark's default (1g)
+DRIVER_MEMORY_ENV = "PIPECTL_SPARK_DRIVER_MEMORY"  # e.g. "4g"; unset: DEFAULT_DRIVER_MEMORY
+# Spark's own 1g ran out of heap in the data stage at a million rows (B7, docs/BENCHMARKS.md).
+DEFAULT_DRIVER_MEMORY = "2g"
 STATE_ENV = "PIPECTL_STATE_DIR"
 DEFAULT_MASTER = "local[2]"
 
@@ -78,7 +80,9 @@ def get_spark(app_name: str = "pipectl") -> SparkSession:
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.jars.ivy", str(ivy))
         .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={derby}")
+        # A JVM out of heap exits, so the stage fails: without it the driver hung after an
+        # OutOfMemoryError in Spark's event loop (B7, a million rows, 1g) and never returned.
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={derby} -XX:+ExitOnOutOfMemoryError")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -88,9 +92,9 @@ def get_spark(app_name: str = "pipectl") -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     # In local mode the driver is the executor: its heap holds cached data and what is collected.
-    memory = os.environ.get(DRIVER_MEMORY_ENV)
-    if memory:
-        builder = builder.config("spark.driver.memory", memory)
+    builder = builder.config(
+        "spark.driver.memory", os.environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY
+    )
     try:
         return configure_spark_with_delta_pip(builder).getOrCreate()
     except Exception as exc:  # noqa: BLE001 - Java missing or too old, Maven Central unreachable: any error
