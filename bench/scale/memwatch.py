@@ -96,9 +96,7 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf(
-        "SC_CLK_TCK"
-    )  # fields 14, 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15
 
 
 def _role(pid: int) -> str:
@@ -110,11 +108,7 @@ def _role(pid: int) -> str:
     for i, w in enumerate(words):
         if w.startswith("pipectl_stage="):
             return w.split("=", 1)[1]
-        if (
-            w == "--param"
-            and i + 1 < len(words)
-            and words[i + 1].startswith("pipectl_stage=")
-        ):
+        if w == "--param" and i + 1 < len(words) and words[i + 1].startswith("pipectl_stage="):
             return words[i + 1].split("=", 1)[1]
     text = " ".join(words)
     if "mlflow" in text and ("server" in text or "uvicorn" in text):
@@ -191,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_tree_rss_at": round(peak_at, 1),
         "peak_tree_pss": peak_pss,
         "by_role": by_role,
-        "tree_cpu_seconds": round(
-            sum(p.get("cpu", 0.0) for p in processes.values()), 2
-        ),
+        "tree_cpu_seconds": round(sum(p.get("cpu", 0.0) for p in processes.values()), 2),
         "processes": sorted(processes.values(), key=lambda p: -p["hwm"]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
