@@ -48,7 +48,7 @@ func TestLiveWorkspace(t *testing.T) {
 		"volume":          get("PIPECTL_DATABRICKS_LIVE_VOLUME", "pipectl"),
 		"experiment_root": "/Shared/pipectl-live-test",
 		"source":          map[string]any{"kind": "workspace"},
-		"compute":         map[string]any{"kind": "serverless", "environment_version": "3"},
+		"compute":         map[string]any{"kind": "serverless"}, // the default environment version, as a spec gets it
 	}
 	raw, _ := json.Marshal(cfg)
 	project := t.TempDir()
