@@ -59,7 +59,7 @@ func MLPython(t testing.TB) string {
 	t.Helper()
 	p := Python(t)
 	if err := exec.Command(p, "-c", "import mlflow, sklearn, pandas, pyarrow").Run(); err != nil {
-		t.Skipf("%s lacks the notebooks' requirements (mlflow, scikit-learn, pandas, pyarrow); set PIPECTL_TEST_PYTHON to a venv built from notebooks/requirements.txt", p)
+		missing(t, "%s lacks the notebooks' requirements (mlflow, scikit-learn, pandas, pyarrow); set PIPECTL_TEST_PYTHON to a venv built from notebooks/requirements.txt", p)
 	}
 	return p
 }
@@ -78,13 +78,13 @@ func SparkPython(t testing.TB) string {
 		}
 	}
 	if p == "" {
-		t.Skip("no Spark venv: set PIPECTL_TEST_SPARK_PYTHON, or run make python-spark (it records one in $PIPECTL_TEST_STATE/spark-python)")
+		missing(t, "no Spark venv: set PIPECTL_TEST_SPARK_PYTHON, or run make python-spark (it records one in $PIPECTL_TEST_STATE/spark-python)")
 	}
 	if err := exec.Command(p, "-c", "import pyspark, delta, mlflow, sklearn").Run(); err != nil {
-		t.Skipf("%s lacks pyspark, delta-spark or the notebooks' requirements; build it from notebooks/requirements-spark.txt", p)
+		missing(t, "%s lacks pyspark, delta-spark or the notebooks' requirements; build it from notebooks/requirements-spark.txt", p)
 	}
 	if _, err := exec.LookPath("java"); err != nil {
-		t.Skip("no java on PATH for a local Spark session")
+		missing(t, "no java on PATH for a local Spark session")
 	}
 	return p
 }
@@ -207,4 +207,15 @@ func Env(e *emulator.Emulator, extra ...string) func(string) string {
 		}
 	}
 	return func(k string) string { return m[k] }
+}
+
+// missing skips a test whose interpreter or tool is not here, except in CI
+// (CI=true), where `make test` installs them: there a skip would hide a
+// missing install step, so it fails.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true but "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
