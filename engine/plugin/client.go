@@ -235,49 +235,7 @@ func (c *Client) Run(ctx context.Context, task executor.Task, sink executor.Even
 	done := make(chan struct{})
 	defer close(done)
 	var gaveUp atomic.Bool
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-		}
-		reason := pb.CancelReason_CANCEL_REASON_CANCELLED
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			reason = pb.CancelReason_CANCEL_REASON_DEADLINE_EXCEEDED
-		}
-		// The Cancel may overtake the Run it names (not registered yet):
-		// ask again for a while. Cutting the stream is the fallback; it
-		// still cancels the executor's context on the plugin's side.
-		for attempt := 0; ; attempt++ {
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := p.rpc.Cancel(cctx, &pb.CancelRequest{CallId: callID, Reason: reason})
-			cancel()
-			if err != nil {
-				c.log.Debug("cancel failed; cutting the stream", "stage", task.Stage, "error", err)
-				cutStream()
-				return
-			}
-			if resp.GetFound() {
-				break
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			if attempt == 50 {
-				cutStream()
-				return
-			}
-		}
-		select {
-		case <-done:
-		case <-time.After(c.cancelGrace):
-			gaveUp.Store(true)
-			c.log.Warn("executor did not stop in time after cancellation", "stage", task.Stage, "grace", c.cancelGrace)
-			cutStream()
-		}
-	}()
+	go c.forwardCancel(ctx, p.rpc, callID, task.Stage, done, cutStream, &gaveUp)
 
 	for {
 		ev, err := stream.Recv()
@@ -302,5 +260,53 @@ func (c *Client) Run(ctx context.Context, task executor.Task, sink executor.Even
 		if e, ok := eventFromProto(ev); ok && sink != nil {
 			sink(e)
 		}
+	}
+}
+
+// forwardCancel waits for ctx's end (or done) and asks the plugin to cancel
+// call callID; it cuts the stream when the plugin cannot be asked or does
+// not stop within cancelGrace (then gaveUp is set). what names the stage or
+// group in logs. Run and RunGroup share it.
+func (c *Client) forwardCancel(ctx context.Context, rpc pb.ExecutorClient, callID, what string, done <-chan struct{}, cutStream context.CancelFunc, gaveUp *atomic.Bool) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	reason := pb.CancelReason_CANCEL_REASON_CANCELLED
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		reason = pb.CancelReason_CANCEL_REASON_DEADLINE_EXCEEDED
+	}
+	// The Cancel may overtake the call it names (not registered yet): ask
+	// again for a while. Cutting the stream is the fallback; it still
+	// cancels the executor's context on the plugin's side.
+	for attempt := 0; ; attempt++ {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := rpc.Cancel(cctx, &pb.CancelRequest{CallId: callID, Reason: reason})
+		cancel()
+		if err != nil {
+			c.log.Debug("cancel failed; cutting the stream", "stage", what, "error", err)
+			cutStream()
+			return
+		}
+		if resp.GetFound() {
+			break
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+		if attempt == 50 {
+			cutStream()
+			return
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(c.cancelGrace):
+		gaveUp.Store(true)
+		c.log.Warn("executor did not stop in time after cancellation", "stage", what, "grace", c.cancelGrace)
+		cutStream()
 	}
 }

@@ -69,40 +69,7 @@ func (c *Client) RunGroup(ctx context.Context, g executor.Group, sink executor.G
 	done := make(chan struct{})
 	defer close(done)
 	var gaveUp atomic.Bool
-	go func() {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-		}
-		for attempt := 0; ; attempt++ {
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := p.rpc.Cancel(cctx, &pb.CancelRequest{CallId: callID, Reason: pb.CancelReason_CANCEL_REASON_CANCELLED})
-			cancel()
-			if err != nil {
-				cutStream()
-				return
-			}
-			if resp.GetFound() {
-				break
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			if attempt == 50 {
-				cutStream()
-				return
-			}
-		}
-		select {
-		case <-done:
-		case <-time.After(c.cancelGrace):
-			gaveUp.Store(true)
-			cutStream()
-		}
-	}()
+	go c.forwardCancel(ctx, p.rpc, callID, op, done, cutStream, &gaveUp)
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
