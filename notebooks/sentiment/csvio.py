@@ -98,7 +98,7 @@ def _column_name(header: list[str], index: int) -> str:
     return repr(header[index]) if index < len(header) else f"number {index + 1} (past the header)"
 
 
-def _check_not_binary(data: bytes, encoding: str, path: Path) -> None:
+def check_not_binary(data: bytes, encoding: str, path: Path) -> None:
     if data[:2] == b"\x1f\x8b":
         raise DataError(f"{path}: the file is gzip-compressed, not a CSV file; decompress it first")
     if data[:4] == b"PK\x03\x04":
@@ -126,7 +126,7 @@ def decode(data: bytes, encoding: str, path: Path) -> str:
         codecs.lookup(encoding)
     except LookupError:
         raise ParamError(f"parameter 'encoding': unknown encoding {encoding!r}") from None
-    _check_not_binary(data, encoding, path)
+    check_not_binary(data, encoding, path)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -254,7 +254,7 @@ def _read_utf8_fast(data: bytes, encoding: str, path: Path) -> pd.DataFrame | No
     rejects or that needs a closer look (no data rows, a blank header, a name that may be a renamed
     duplicate, an over-long field); the general path then reads the file again and says what is
     wrong and where."""
-    _check_not_binary(data, encoding, path)
+    check_not_binary(data, encoding, path)
     try:
         df = _parse(data)
     except Exception:  # noqa: BLE001 - the general path reports it precisely

@@ -121,7 +121,7 @@ def _read_csv(
 ) -> tuple[DataFrame, dict[str, Any], Any]:
     import codecs
 
-    from .csvio import _check_not_binary, decode, read_bytes
+    from .csvio import check_not_binary, decode, read_bytes
 
     decode(b"", p.encoding, src)  # an unknown encoding: the pandas engine's refusal
     if not Path(src).exists():
@@ -134,7 +134,7 @@ def _read_csv(
     with open(src, "rb") as f:
         while chunk := f.read(1 << 22):
             if size == 0:
-                _check_not_binary(chunk[:8], p.encoding, src)  # magic numbers, byte order marks
+                check_not_binary(chunk[:8], p.encoding, src)  # magic numbers, byte order marks
             digest.update(chunk)
             try:
                 decoder.decode(chunk)

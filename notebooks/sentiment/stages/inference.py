@@ -80,7 +80,7 @@ def run(raw: Mapping[str, str]) -> StageResult:
     return infer(p, ctx)
 
 
-def _load_input(p: InferenceParams, ctx: Context) -> tuple[Any, str]:
+def load_input(p: InferenceParams, ctx: Context) -> tuple[Any, str]:
     """The rows to score (columns id, text and, when known, label) and their data version."""
     import pandas as pd
 
@@ -123,7 +123,7 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
     from ..csvio import DataError
     from ..paths import locked_dir, remove_debris, under, write_error
 
-    df, data_version = _load_input(p, ctx)
+    df, data_version = load_input(p, ctx)
     print(
         f"scoring {len(df)} rows from "
         + (str(ctx.resolve(p.input_path)) if p.input_path else f"{p.data_name}/{p.data_version} {p.split}")

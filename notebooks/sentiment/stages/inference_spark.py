@@ -48,7 +48,7 @@ def infer(p: InferenceParams, ctx: Context) -> StageResult:
     from ..spark import get_spark
 
     spark = get_spark()
-    sdf, data_version, source = _load_input(spark, p, ctx)
+    sdf, data_version, source = load_input(spark, p, ctx)
     has_labels = "label" in sdf.columns
     print(f"scoring {source} on Spark {spark.version}")
 
@@ -213,7 +213,7 @@ def _save_predict_proba_model(model: Any, path: Path) -> Path:
 
     from .. import tracking as T
     from ..models import pickled_by_value
-    from .train import _pip_requirements
+    from .train import pip_requirements
 
     T.allow_model_loading()
     with pickled_by_value(), T.mlflow_chatter():
@@ -222,12 +222,12 @@ def _save_predict_proba_model(model: Any, path: Path) -> Path:
             str(path),
             serialization_format="cloudpickle",
             pyfunc_predict_fn="predict_proba",
-            pip_requirements=_pip_requirements(),
+            pip_requirements=pip_requirements(),
         )
     return path
 
 
-def _load_input(spark: Any, p: InferenceParams, ctx: Context) -> tuple[Any, str, str]:
+def load_input(spark: Any, p: InferenceParams, ctx: Context) -> tuple[Any, str, str]:
     """The rows to score as a Spark DataFrame (id, text and, when known, label), their data
     version and a description for the log."""
     from pyspark.sql import functions as F
@@ -278,7 +278,7 @@ def _load_input(spark: Any, p: InferenceParams, ctx: Context) -> tuple[Any, str,
 
     # A CSV: parsed as the pandas engine parses it (same encodings, same refusals, ids by row
     # position), then handed to Spark.
-    from .inference import _load_input as load_pandas
+    from .inference import load_input as load_pandas
 
     pdf, data_version = load_pandas(p, ctx)
     return spark.createDataFrame(pdf), data_version, str(path)

@@ -86,7 +86,7 @@ def _flat_params(p: TrainParams, ctx: Context, manifest_sha256: str, registered:
     return out
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements() -> list[str]:
     # Given explicitly so MLflow does not infer them by re-loading the model in a subprocess
     # (several seconds per model).
     from importlib.metadata import version
@@ -180,7 +180,7 @@ def train(p: TrainParams, ctx: Context) -> StageResult:
                 # cloudpickle, as on Databricks: skops stores every TF-IDF vocabulary entry as a
                 # JSON node (30x larger files, seconds to save and load per model).
                 serialization_format="cloudpickle",
-                pip_requirements=_pip_requirements(),
+                pip_requirements=pip_requirements(),
             )
         model_version = str(info.registered_model_version)
 
