@@ -253,11 +253,21 @@ func (p *process) exitedBeforeHandshake() string {
 	if st := p.exitState(); st != "" {
 		reason += " (" + st + ")"
 	}
-	if tail := p.stderr.lastLines(3); tail != "" {
+	// go-plugin copies the plugin's stderr in a goroutine that may still be
+	// reading the pipe after the exit was seen: give its last words a moment
+	// (a loaded machine lost them: TestStartFailuresSayWhy failed in CI).
+	tail := p.stderr.lastLines(3)
+	for deadline := time.Now().Add(stderrDrain); tail == "" && time.Now().Before(deadline); tail = p.stderr.lastLines(3) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tail != "" {
 		reason += "; it said: " + tail
 	}
 	return reason
 }
+
+// stderrDrain bounds the wait for an exited plugin's stderr to arrive.
+const stderrDrain = time.Second
 
 func (p *process) describe(ctx context.Context, c *Client) (executor.Info, error) {
 	resp, err := p.rpc.Describe(ctx, &pb.DescribeRequest{})
