@@ -131,20 +131,27 @@ func editJob(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 || neg {
 		ts.Fatalf("usage: edit-job NAME JSON")
 	}
+	c, job := jobNamed(ts, args[0])
+	var s jobs.JobSettings
+	ts.Check(json.Unmarshal([]byte(args[1]), &s))
+	ts.Check(c.W.Jobs.Update(context.Background(), jobs.UpdateJob{JobId: job, NewSettings: &s}))
+}
+
+// jobNamed is a client of the script's emulator and the id of its one job
+// named name, as a person in the workspace would find it.
+func jobNamed(ts *testscript.TestScript, name string) (*databricks.Client, int64) {
 	e := ts.Value("emulator").(*emulator.Emulator)
 	env := func(k string) string {
 		return map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": emulatorToken}[k]
 	}
 	c, err := databricks.NewClient(&databricks.Config{}, env, nil)
 	ts.Check(err)
-	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: args[0]})
+	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: name})
 	ts.Check(err)
 	if len(all) != 1 {
-		ts.Fatalf("%d jobs named %q", len(all), args[0])
+		ts.Fatalf("%d jobs named %q", len(all), name)
 	}
-	var s jobs.JobSettings
-	ts.Check(json.Unmarshal([]byte(args[1]), &s))
-	ts.Check(c.W.Jobs.Update(context.Background(), jobs.UpdateJob{JobId: all[0].JobId, NewSettings: &s}))
+	return c, all[0].JobId
 }
 
 // grantJob is "grant-job NAME GROUP LEVEL": a person grants a group a
@@ -153,18 +160,8 @@ func grantJob(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 || neg {
 		ts.Fatalf("usage: grant-job NAME GROUP LEVEL")
 	}
-	e := ts.Value("emulator").(*emulator.Emulator)
-	env := func(k string) string {
-		return map[string]string{"DATABRICKS_HOST": e.URL, "DATABRICKS_TOKEN": emulatorToken}[k]
-	}
-	c, err := databricks.NewClient(&databricks.Config{}, env, nil)
-	ts.Check(err)
-	all, err := c.W.Jobs.ListAll(context.Background(), jobs.ListJobsRequest{Name: args[0]})
-	ts.Check(err)
-	if len(all) != 1 {
-		ts.Fatalf("%d jobs named %q", len(all), args[0])
-	}
-	_, err = c.W.Jobs.UpdatePermissions(context.Background(), jobs.JobPermissionsRequest{JobId: strconv.FormatInt(all[0].JobId, 10),
+	c, job := jobNamed(ts, args[0])
+	_, err := c.W.Jobs.UpdatePermissions(context.Background(), jobs.JobPermissionsRequest{JobId: strconv.FormatInt(job, 10),
 		AccessControlList: []jobs.JobAccessControlRequest{{GroupName: args[1], PermissionLevel: jobs.JobPermissionLevel(args[2])}}})
 	ts.Check(err)
 }
