@@ -53,15 +53,10 @@ def _strip(value: str | None) -> str:
 def _read_source(spark: SparkSession, p: DataParams, ctx: Context) -> tuple[DataFrame, dict[str, Any], Any]:
     """The source as a DataFrame with a 0-based `__row` column (long), its manifest entry and
     what names it in messages."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     def numbered(df: DataFrame, order: list[Any] | None = None) -> DataFrame:
-        # No RDD API (Spark Connect and Databricks serverless lack it): a CSV file read with
-        # multiLine is one partition in file order, so its monotonically increasing ids are in row
-        # order; a table is numbered in the order given.
-        by = order if order is not None else [F.monotonically_increasing_id()]
-        return df.withColumn("__row", F.row_number().over(Window.orderBy(*by)) - F.lit(1))
+        return number_rows(df if order is None else df.orderBy(*order))
 
     def table_order(df: DataFrame) -> list[Any]:
         first = [p.text_column, p.label_column]
@@ -81,6 +76,29 @@ def _read_source(spark: SparkSession, p: DataParams, ctx: Context) -> tuple[Data
         _require(columns, p, src)
         return numbered(df, table_order(df)), entry, src
     return _read_csv(spark, p, src, numbered)
+
+
+def number_rows(df: DataFrame) -> DataFrame:
+    """`df` with a 0-based `__row` column (long) in its current order: partition by partition, row
+    by row — a CSV file's order, or a sort's. No RDD API (Spark Connect and Databricks serverless
+    lack `zipWithIndex`), and no window without a partition: that moves every row into one task
+    and, at 10 M rows, out of the driver's heap. The monotonically increasing id is (partition,
+    position); one small job counts each partition's rows, and their running sum makes the numbers
+    consecutive. The rows are then spread over the shuffle partitions, so the stages after run on
+    every core (a multi-line CSV file is read as one partition)."""
+    from pyspark.sql import functions as F
+
+    # Not cached: the ids are the same when recomputed (the same file or sort, the same partitions).
+    df = df.withColumn("__id", F.monotonically_increasing_id())
+    part = F.shiftright(F.col("__id"), 33)
+    counts = sorted((int(r["p"]), int(r["count"])) for r in df.groupBy(part.alias("p")).count().collect())
+    starts, total = [], 0
+    for p, n in counts:
+        starts += [F.lit(p).cast("long"), F.lit(total).cast("long")]
+        total += n
+    first = F.create_map(*starts)[part] if starts else F.lit(0).cast("long")
+    row = first + (F.col("__id") - F.shiftleft(part, 33))
+    return df.withColumn("__row", row).drop("__id").repartition(F.col("__row"))
 
 
 def _table_entry(

@@ -194,3 +194,30 @@ def test_train_refuses_a_split_above_its_limits(spark, tmp_path: Path) -> None:
                 "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
             }
         )
+
+
+def test_rows_are_numbered_in_order_without_one_big_task(spark) -> None:
+    """Row numbers follow the partitions' order (a file's, or a sort's) and stay consecutive across
+    partitions of unequal sizes; the numbered rows are spread over partitions, not gathered into one
+    task (a window without a partition did that: at 10 M rows it ran out of the driver's heap)."""
+    from pyspark.sql import functions as F
+
+    from sentiment.spark_data import number_rows
+
+    # Three partitions of 5, 0 and 995 rows, in that order: 1000 rows whose value is their position.
+    parts = spark.range(0, 5, numPartitions=1).union(spark.range(5, 5, numPartitions=1))
+    source = parts.union(spark.range(5, 1000, numPartitions=1))
+    numbered = number_rows(source)
+    rows = numbered.select("id", "__row").collect()
+    assert sorted((r["__row"], r["id"]) for r in rows) == [(i, i) for i in range(1000)]
+    # Spark merges small partitions into one (adaptive execution): at 1000 rows, only without that.
+    spark.conf.set("spark.sql.adaptive.coalescePartitions.enabled", "false")
+    try:
+        # Collected whole: a query of the partition ids alone would skip computing `__row`.
+        spread = numbered.select("__row", F.spark_partition_id().alias("part")).collect()
+        assert len({r["part"] for r in spread}) > 1
+    finally:
+        spark.conf.unset("spark.sql.adaptive.coalescePartitions.enabled")
+
+    reverse = number_rows(spark.range(0, 1000, numPartitions=4).orderBy(F.col("id").desc()))
+    assert {r["__row"]: r["id"] for r in reverse.collect()} == {i: 999 - i for i in range(1000)}
