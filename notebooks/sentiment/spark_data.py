@@ -202,7 +202,6 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
     spark = get_spark(app_name=f"pipectl data {p.data_name}/{p.data_version}")
 
     import numpy as np
-    import pyarrow as pa
     from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, IntegerType, StringType, StructField, StructType
@@ -425,13 +424,13 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
     except SplitError as exc:
         raise DataError(f"{src}: column {p.label_column!r}: {exc}") from None
     dest_all = np.concatenate([dest[strata[i]] for i in range(len(per))]) if per else np.zeros(0, np.int8)
-    assignment = spark.createDataFrame(
-        pa.table({"code": pa.array(code, pa.int32()), "rank": pa.array(rank, pa.int32()), "d": dest_all})
-    )
+    # The assignment goes back as one byte per group inside a vectorised UDF (Spark ships a large
+    # function once per executor), not as a DataFrame built on the driver: at 1 M groups that was a
+    # 24 MB task and, at 10 M, more than the driver's heap.
+    dest_of = dest_lookup(dest_all, bounds[:-1])
     names = F.array(*[F.lit(n) for n in [TRAIN, *fractions]])
     final = (
-        ranked.join(assignment, ["code", "rank"])
-        .select("group", names[F.col("d").cast("int")].alias("split"))
+        ranked.select("group", names[dest_of(F.col("code"), F.col("rank")).cast("int")].alias("split"))
         .join(cleaned, "group")
         .select(F.col("row").cast("string").alias("id"), "text", "label", "split", F.col("row"))
         .transform(_cache)
@@ -469,6 +468,25 @@ def create_spark(p: DataParams, ctx: Context) -> StageResult:
         master = "Databricks"
     print(f"spark engine: Spark {spark.version}, {master}")
     return finish(p, ctx, write, manifest, damaged)
+
+
+def dest_lookup(dest: Any, starts: Any) -> Any:
+    """A pandas UDF (code, rank) -> dest[starts[code] + rank]: the split of the rank-th group of the
+    code-th stratum, from the deal's flat array (strata in code order, groups in rank order)."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ByteType
+
+    dest = np.asarray(dest, dtype=np.int8)
+    starts = np.asarray(starts, dtype=np.int64)
+
+    def lookup(code: pd.Series, rank: pd.Series) -> pd.Series:
+        return pd.Series(dest[starts[code.to_numpy()] + rank.to_numpy()], dtype=np.int8)
+
+    # Spark reads the UDF's kind from its type hints; this module's are strings (PEP 563).
+    lookup.__annotations__ = {"code": pd.Series, "rank": pd.Series, "return": pd.Series}
+    return F.pandas_udf(lookup, ByteType())
 
 
 def _ship_by_value() -> None:
