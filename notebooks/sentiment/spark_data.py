@@ -13,8 +13,8 @@ The same rules as the pandas engine, computed on Spark, and the same split row f
   conflicting groups resolved on the driver with `cleaning.resolve_labels`.
 - The split is `split.split_strata`, the pandas engine's deal, fed the sizes of each stratum's groups
   in key order: Spark aggregates the groups and ranks them by key (code point order, as Python's
-  `sorted`); the driver gets three integers per group and the assignment is joined back by (stratum,
-  rank). Identical to the pandas engine by construction.
+  `sorted`); the driver gets three integers per group and the assignment goes back as one byte per
+  group in a pandas UDF looked up by (stratum, rank). Identical to the pandas engine by construction.
 - The splits are Delta tables `<version>/<split>/`; the manifest is the pandas engine's, with
   `"format": "delta"` per split and the same content hashes (rows streamed to the driver in id
   order through `dataset.content_sha256_chunks`).
