@@ -2,10 +2,10 @@
 
 Features are scikit-learn's own `TfidfVectorizer`s in a `FeatureUnion`. `fast_vectorizer: true`
 fits them with pipectl's fast counting instead (sentiment/ngrams.py: the same vocabulary and
-matrices, minutes less on a million texts), which overrides private scikit-learn methods and so is
-refused on scikit-learn versions it was not tested with. Either way the fitted model holds only
-scikit-learn classes (`stock_features`) plus `TextNormalizer`, which the train stage pickles by
-value: a registered model loads without this package and survives its internals changing.
+matrices, minutes less on a million texts), written against public scikit-learn API only. Either
+way the fitted model holds only scikit-learn classes (`stock_features`) plus `TextNormalizer`,
+which the train stage pickles by value: a registered model loads without this package and
+survives its internals changing.
 """
 
 from __future__ import annotations
@@ -31,13 +31,6 @@ FEATURE_DEFAULTS: dict[str, Any] = {
     "stop_words": None,
     "fast_vectorizer": False,
 }
-
-#: scikit-learn versions (major.minor) the fast path was tested with (tests/test_ngrams.py compares
-#: it with stock TF-IDF bit for bit). It overrides private methods (`_count_vocab`,
-#: `_sort_features`, `_limit_features`, `FeatureUnion._hstack`), any of which a release may
-#: change: add a version here only after
-#: those tests pass on it.
-FAST_VECTORIZER_SKLEARN = ("1.9",)
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _CASHTAG = re.compile(r"\$[A-Za-z][A-Za-z.]{0,9}\b")
@@ -77,19 +70,41 @@ def _texts(X: Any) -> Any:
     return X
 
 
-class CsrFeatureUnion(FeatureUnion):
-    """scikit-learn's FeatureUnion, stacking sparse blocks without holding them twice: on a
-    million texts the blocks are gigabytes (sentiment/sparse.py, `hstack_consuming`). Same
-    result, same parameters. Fast path only (private `_hstack`); never pickled into a model."""
+class CsrFeatureUnion(BaseEstimator):
+    """The fast path's `FeatureUnion`: the blocks of its transformers side by side, stacked
+    without holding them twice (on a million texts they are gigabytes: sentiment/sparse.py,
+    `hstack_consuming`). The same matrix and feature names as `FeatureUnion(transformer_list)`;
+    not a subclass (public API only), and never pickled into a model (`stock_features`)."""
 
-    def _hstack(self, Xs: Any) -> Any:
-        from .sparse import hstack_consuming
+    def __init__(self, transformer_list: list[tuple[str, Any]]) -> None:
+        self.transformer_list = transformer_list
 
-        if getattr(self, "_sklearn_output_config", {}).get("transform", "default") == "default":
-            stacked = hstack_consuming(list(Xs))
-            if stacked is not None:
-                return stacked
-        return super()._hstack(Xs)
+    def fit(self, X: Any, y: Any = None) -> CsrFeatureUnion:
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        return _stack([t.fit_transform(X, y) for _, t in self.transformer_list])
+
+    def transform(self, X: Any) -> Any:
+        return _stack([t.transform(X) for _, t in self.transformer_list])
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        import numpy as np
+
+        return np.asarray(
+            [f"{name}__{f}" for name, t in self.transformer_list for f in t.get_feature_names_out()],
+            dtype=object,
+        )
+
+
+def _stack(blocks: list[Any]) -> Any:
+    import scipy.sparse as sp
+
+    from .sparse import hstack_consuming
+
+    stacked = hstack_consuming(blocks)
+    return stacked if stacked is not None else sp.hstack(blocks).tocsr()
 
 
 def _ngram(name: str, value: Any, allow_null: bool) -> tuple[int, int] | None:
@@ -130,26 +145,7 @@ def resolve_features(given: Mapping[str, Any]) -> dict[str, Any]:
         raise ParamError(f'features.stop_words must be "english" or null, got {f["stop_words"]!r}')
     if not isinstance(f["fast_vectorizer"], bool):
         raise ParamError(f"features.fast_vectorizer must be true or false, got {f['fast_vectorizer']!r}")
-    if f["fast_vectorizer"]:
-        check_fast_vectorizer()
     return f
-
-
-def check_fast_vectorizer(version: str | None = None) -> None:
-    """Refuse the fast path on a scikit-learn it was not tested with (see FAST_VECTORIZER_SKLEARN)."""
-    if version is None:
-        import sklearn
-
-        version = sklearn.__version__
-    if ".".join(version.split(".")[:2]) not in FAST_VECTORIZER_SKLEARN:
-        raise ParamError(
-            f"features.fast_vectorizer: true needs scikit-learn {' or '.join(FAST_VECTORIZER_SKLEARN)}, "
-            f"this environment has {version}: the fast counting path overrides private scikit-learn "
-            "methods and was not tested with this version. Set features.fast_vectorizer to false "
-            "(stock TfidfVectorizer: the same model, slower to fit on millions of texts), or run "
-            "notebooks/tests/test_ngrams.py on this version and add it to FAST_VECTORIZER_SKLEARN "
-            "in notebooks/sentiment/features.py"
-        )
 
 
 def build_features(features: Mapping[str, Any]) -> Any:
@@ -195,19 +191,8 @@ def build_features(features: Mapping[str, Any]) -> Any:
 
 def stock_features(union: Any) -> Any:
     """The fitted feature step as stock scikit-learn: a fast-path union becomes a `FeatureUnion`
-    of `TfidfVectorizer`s holding the same vocabulary and idf (the same matrices), set through
-    public parameters (`vocabulary`, the `idf_` setter). Anything else is returned as it is."""
+    of the `TfidfVectorizer`s its vectorizers fitted (`stock_`: the same vocabulary, idf and
+    matrices, made through public API). Anything else is returned as it is."""
     if type(union) is not CsrFeatureUnion:
         return union
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    def stock(v: Any) -> Any:
-        out = TfidfVectorizer(**{**v.get_params(), "vocabulary": v.vocabulary_})
-        out.fit([""])  # a fixed vocabulary: nothing is learnt but the fitted state
-        if v.use_idf:
-            out.idf_ = v.idf_
-        return out
-
-    params = union.get_params(deep=False)
-    params["transformer_list"] = [(name, stock(v)) for name, v in union.transformer_list]
-    return FeatureUnion(**params)
+    return FeatureUnion([(name, getattr(v, "stock_", v)) for name, v in union.transformer_list])

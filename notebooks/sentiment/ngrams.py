@@ -1,37 +1,43 @@
-"""TF-IDF vectorizer with fast, exact n-gram counting, for training on a million texts.
+"""TF-IDF with fast, exact n-gram counting, for training on a million texts.
 
 scikit-learn's `TfidfVectorizer` counts n-grams one at a time in Python: for character n-grams of
 short texts that is about 400 dictionary updates per text (minutes per million texts), and the
 column index of every entry sits in a Python list while it counts (8 bytes per entry, gigabytes).
-`NgramTfidfVectorizer` is a `TfidfVectorizer` (same parameters, same vocabulary, same matrix,
-bit for bit: tests/test_ngrams.py compares them) whose counting step is replaced:
+`NgramTfidfVectorizer` takes the same parameters and gives the same vocabulary, idf and matrices,
+bit for bit (tests/test_ngrams.py compares them), counting differently:
 
 - `char_wb`: a text's n-grams are the n-grams of its words, and words repeat. Each distinct word
-  is cut into n-grams once; the text x n-gram counts are then (text x word counts) @ (word x
-  n-gram counts), one sparse product in C.
+  is cut into n-grams once (by scikit-learn's own analyzer); the text x n-gram counts are then
+  (text x word counts) @ (word x n-gram counts), one sparse product in C.
 - `word`: tokens get integer ids; n-grams of n tokens are numbered from the ids of their
   (n-1)-token prefix and their last token with numpy; only distinct n-grams become strings.
 
-Everything after counting (min_df, max_features, sorting the vocabulary, idf, sublinear tf, norm)
-is scikit-learn's own code. Configurations the fast path does not cover (custom preprocessor,
-tokenizer or analyzer, accent stripping, file input) fall back to scikit-learn's counting.
+Pruning (min_df, max_df, max_features), sorting the vocabulary, idf, sublinear tf and the norm
+follow scikit-learn's documented definitions, computed in place (sentiment/sparse.py).
 
-Opt-in (`features.fast_vectorizer`, sentiment/features.py): it overrides private scikit-learn
-methods (it imports no private module), so it runs only on the scikit-learn versions it was
-tested with (`FAST_VECTORIZER_SKLEARN`), and a fitted one is never saved: `stock_features` moves
-its vocabulary and idf into a stock `TfidfVectorizer` first.
+Only public scikit-learn API: it is not a `TfidfVectorizer` subclass and overrides nothing. Its
+fitted state is a stock `TfidfVectorizer` (`stock_`), made through public names only (a fixed
+`vocabulary` and a fit on one empty text, then the documented `idf_` setter), which is what
+`features.stock_features` saves. Configurations the fast path does not cover (custom
+preprocessor, tokenizer or analyzer, accent stripping, file input, a fixed vocabulary, input other
+than str, a parameter this module does not know) are fitted by that stock `TfidfVectorizer` itself.
 """
 
 from __future__ import annotations
 
+import warnings
+import weakref
+from functools import lru_cache
 from itertools import compress
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.base import BaseEstimator
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .sparse import RowAppender, column_counts, keep_columns, scale_by_column, take_in_place
 
@@ -41,6 +47,195 @@ CHUNK = 100_000
 #: Words whose char n-grams a fitted vectorizer remembers between `transform` calls (batch
 #: inference sees the same words again and again). Cleared when full; never pickled.
 WORD_CACHE_LIMIT = 200_000
+
+
+class NgramTfidfVectorizer(BaseEstimator):
+    """`TfidfVectorizer`'s parameters, vocabulary, idf and matrices, counted fast (see module).
+
+    Fitted attributes: `stock_`, the same fit as a stock `TfidfVectorizer`; `vocabulary_` and
+    `idf_`, its own."""
+
+    def __init__(  # the parameters of TfidfVectorizer, same names and defaults (a test checks)
+        self,
+        *,
+        input="content",  # noqa: A002 - scikit-learn's name
+        encoding="utf-8",
+        decode_error="strict",
+        strip_accents=None,
+        lowercase=True,
+        preprocessor=None,
+        tokenizer=None,
+        analyzer="word",
+        stop_words=None,
+        token_pattern=r"(?u)\b\w\w+\b",
+        ngram_range=(1, 1),
+        max_df=1.0,
+        min_df=1,
+        max_features=None,
+        vocabulary=None,
+        binary=False,
+        dtype=np.float64,
+        norm="l2",
+        use_idf=True,
+        smooth_idf=True,
+        sublinear_tf=False,
+    ):
+        self.input = input
+        self.encoding = encoding
+        self.decode_error = decode_error
+        self.strip_accents = strip_accents
+        self.lowercase = lowercase
+        self.preprocessor = preprocessor
+        self.tokenizer = tokenizer
+        self.analyzer = analyzer
+        self.stop_words = stop_words
+        self.token_pattern = token_pattern
+        self.ngram_range = ngram_range
+        self.max_df = max_df
+        self.min_df = min_df
+        self.max_features = max_features
+        self.vocabulary = vocabulary
+        self.binary = binary
+        self.dtype = dtype
+        self.norm = norm
+        self.use_idf = use_idf
+        self.smooth_idf = smooth_idf
+        self.sublinear_tf = sublinear_tf
+
+    def fit(self, raw_documents: Any, y: Any = None) -> NgramTfidfVectorizer:
+        self.fit_transform(raw_documents)
+        return self
+
+    def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
+        params = self.get_params()
+        fast, docs = fast_documents(params, raw_documents)
+        if not fast:  # scikit-learn fits (and raises its own errors)
+            stock = TfidfVectorizer(**params)
+            X = stock.fit_transform(docs)  # noqa: N806
+            self.stock_, self.vocabulary_ = stock, stock.vocabulary_
+            return X
+        counting = counting_for(self, params, fresh=True)
+        vocabulary: dict[str, int] = {}
+        X = counting.count(docs, vocabulary, fixed=False)  # noqa: N806
+        counting.forget()  # its caches hold the counting's column ids, renumbered next
+        if not vocabulary:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        if self.binary:
+            X.data.fill(1)
+        # What CountVectorizer.fit_transform documents and does: prune by document frequency,
+        # keep the max_features most frequent, number the terms in sorted order.
+        n_doc = X.shape[0]
+        max_df = self.max_df if isinstance(self.max_df, Integral) else self.max_df * n_doc
+        min_df = self.min_df if isinstance(self.min_df, Integral) else self.min_df * n_doc
+        if max_df < min_df:
+            raise ValueError("max_df corresponds to < documents than min_df")
+        if self.max_features is not None:
+            sort_features(X, vocabulary)
+        X = limit_features(X, vocabulary, max_df, min_df, self.max_features)  # noqa: N806
+        if self.max_features is None:
+            sort_features(X, vocabulary)
+        idf = idf_weights(X, self.smooth_idf) if self.use_idf else None
+        self.stock_ = stock_fitted(params, vocabulary, idf)
+        self.vocabulary_ = self.stock_.vocabulary_
+        return _align(tfidf_in_place(X, self.sublinear_tf, idf, self.norm))
+
+    def transform(self, raw_documents: Any) -> Any:
+        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
+        params = self.get_params()
+        fast, docs = fast_documents(params, raw_documents)
+        stock = self.stock_
+        if not fast:
+            return stock.transform(docs)
+        X = counting_for(self, params).count(docs, stock.vocabulary_, fixed=True)  # noqa: N806
+        if stock.binary:
+            X.data.fill(1)
+        idf = stock.idf_ if stock.use_idf else None
+        return _align(tfidf_in_place(X, stock.sublinear_tf, idf, stock.norm))
+
+    @property
+    def idf_(self) -> np.ndarray:
+        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
+        return self.stock_.idf_
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
+        return self.stock_.get_feature_names_out(input_features)
+
+
+def stock_fitted(params: dict[str, Any], vocabulary: dict[str, int], idf: np.ndarray | None) -> Any:
+    """A stock `TfidfVectorizer(**params)` fitted to `vocabulary` and `idf`, through public API:
+    fitted with them as a fixed `vocabulary` on one empty text (nothing is learnt but the fitted
+    state), the parameter set back to `params`' (None: `clone` and refits learn a vocabulary, as
+    after a stock fit) and `idf_` set with its setter. Its transform is then the stock one's."""
+    stock = TfidfVectorizer(**{**params, "vocabulary": vocabulary})
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # A term that str.lower() leaves with an upper-case letter is a term all the same.
+        warnings.filterwarnings("ignore", message="Upper case characters found in vocabulary")
+        stock.fit([""])
+    stock.set_params(vocabulary=params["vocabulary"])
+    stock.fixed_vocabulary_ = False  # as a fit that learnt its vocabulary leaves it
+    if idf is not None:
+        stock.idf_ = idf
+    return stock
+
+
+@lru_cache(maxsize=1)
+def _same_parameters() -> bool:
+    """Whether this scikit-learn's TfidfVectorizer has exactly our parameters: one it added is
+    one the fast path would ignore, so then scikit-learn fits."""
+    return set(TfidfVectorizer().get_params()) == set(NgramTfidfVectorizer().get_params())
+
+
+def _flag(v: Any) -> bool:
+    return isinstance(v, bool | np.bool_)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, Integral) and not _flag(v) and v >= 1
+
+
+def _df_bound(v: Any) -> bool:
+    """A count of texts (>= 1) or a fraction of them (in [0, 1])."""
+    return _count(v) or (isinstance(v, Real) and not isinstance(v, Integral) and 0 <= v <= 1)
+
+
+def fast_config(p: dict[str, Any]) -> bool:
+    """Whether the fast path counts for parameters `p`: valid ones (by scikit-learn's documented
+    constraints) of the configurations it implements. Anything else goes to scikit-learn."""
+    ngram = p["ngram_range"]
+    return (
+        _same_parameters()
+        and p["input"] == "content"
+        and isinstance(p["encoding"], str)
+        and p["decode_error"] in ("strict", "ignore", "replace")
+        and p["strip_accents"] is None
+        and p["preprocessor"] is None
+        and p["tokenizer"] is None
+        and p["vocabulary"] is None
+        and isinstance(p["analyzer"], str)
+        and p["analyzer"] in ("word", "char_wb")
+        and (p["analyzer"] != "word" or isinstance(p["token_pattern"], str))
+        and (isinstance(p["token_pattern"], str) or p["token_pattern"] is None)
+        and (p["stop_words"] is None or p["stop_words"] == "english" or isinstance(p["stop_words"], list))
+        and isinstance(ngram, tuple)
+        and len(ngram) == 2
+        and all(_count(n) for n in ngram)
+        and ngram[0] <= ngram[1]
+        and _df_bound(p["max_df"])
+        and _df_bound(p["min_df"])
+        and (p["max_features"] is None or _count(p["max_features"]))
+        and all(_flag(p[k]) for k in ("lowercase", "binary", "use_idf", "smooth_idf", "sublinear_tf"))
+        and p["dtype"] in (np.float32, np.float64)
+        and p["norm"] in ("l1", "l2", None)
+    )
+
+
+def fast_documents(params: dict[str, Any], raw_documents: Any) -> tuple[bool, Any]:
+    """(whether the fast path counts them, the documents as a list when it looked at them)."""
+    if isinstance(raw_documents, str) or not fast_config(params):
+        return False, raw_documents
+    docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
+    return all(type(d) is str for d in docs), docs
 
 
 def _align(matrix: Any) -> Any:
@@ -63,99 +258,62 @@ def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_a
     return sp.csr_array(sp.coo_array((data, (rows, cols)), shape=shape))
 
 
-class NgramTfidfVectorizer(TfidfVectorizer):
-    """`TfidfVectorizer` with fast counting for the `word` and `char_wb` analyzers (see module)."""
+#: Each fitted vectorizer's `Counting`, with its caches: outside the estimator, so that nothing
+#: of it is pickled or cloned, and gone with the estimator.
+_COUNTINGS: weakref.WeakKeyDictionary[Any, Counting] = weakref.WeakKeyDictionary()
 
-    def _fast_path(self, docs: list[Any]) -> bool:
-        return (
-            self.input == "content"
-            and self.preprocessor is None
-            and self.tokenizer is None
-            and self.strip_accents is None
-            and self.analyzer in ("word", "char_wb")
-            and all(type(d) is str for d in docs)
-        )
 
-    def _count_vocab(self, raw_documents: Any, fixed_vocab: bool) -> tuple[dict[str, int], Any]:
-        docs = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-        if not self._fast_path(docs):
-            return super()._count_vocab(docs, fixed_vocab)
-        self.build_analyzer()  # scikit-learn's parameter checks and warnings
-        vocabulary: dict[str, int] = self.vocabulary_ if fixed_vocab else {}
-        count = self._count_words if self.analyzer == "word" else self._count_char_wb
+def counting_for(owner: Any, params: dict[str, Any], fresh: bool = False) -> Counting:
+    counting = _COUNTINGS.get(owner)
+    if fresh or counting is None or counting.params != params:
+        counting = _COUNTINGS[owner] = Counting(params)
+    return counting
+
+
+class Counting:
+    """The n-gram counts of texts for one configuration (`fast_config`), with scikit-learn's
+    tokenizer, stop words and char_wb analyzer (public `build_*` methods of a stock vectorizer),
+    and the caches that make repeated `transform` calls fast."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.analyzer = params["analyzer"]
+        self.ngram_range = params["ngram_range"]
+        self.lowercase = params["lowercase"]
+        self.token_pattern = params["token_pattern"]
+        self.dtype = params["dtype"]
+        if self.analyzer == "word":
+            stock = TfidfVectorizer(**params)
+            self.tokenize = stock.build_tokenizer()
+            self.stop_words = stock.get_stop_words()
+        else:
+            # The n-grams of one word, already lower-cased when `lowercase` (texts are, first).
+            self.word_ngrams = TfidfVectorizer(**{**params, "lowercase": False}).build_analyzer()
+        self.word_cache: tuple[Any, dict[str, np.ndarray]] = (None, {})
+        self.term_index: tuple[Any, TermIndex | None] = (None, None)
+
+    def forget(self) -> None:
+        self.word_cache, self.term_index = (None, {}), (None, None)
+
+    def count(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+        """Counts of `docs` (int32 CSR, sorted indices). Fitting (`fixed` false) adds new terms
+        to `vocabulary`, numbered in the order scikit-learn meets them."""
+        count = self.count_words if self.analyzer == "word" else self.count_char_wb
         rows = RowAppender(self.dtype)
         for start in range(0, len(docs), CHUNK):
             chunk = docs[start : start + CHUNK]
             if self.lowercase:
                 chunk = [d.lower() for d in chunk]
-            rows.append(count(chunk, vocabulary, fixed_vocab))
-        if not fixed_vocab and not vocabulary:
-            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-        if not fixed_vocab:
-            # scikit-learn renumbers the vocabulary in place next: the ids cached are stale.
-            self.__dict__.pop("_ngram_word_cache", None)
+            rows.append(count(chunk, vocabulary, fixed))
         counts = rows.matrix(len(vocabulary))
         counts.sort_indices()
-        return vocabulary, _align(counts)
+        return counts
 
-    # The steps below are scikit-learn's, computed in place (sentiment/sparse.py) instead of
-    # through copies of the whole matrix; they give the same vocabulary and the same arrays.
-
-    def _sort_features(self, X: Any, vocabulary: dict[str, int]) -> Any:  # noqa: N803
-        terms = list(vocabulary)
-        old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
-        order = _sorted_order(terms)
-        map_index = np.empty(len(terms), dtype=X.indices.dtype)
-        map_index[old[order]] = np.arange(len(terms))
-        for new_val, i in enumerate(order.tolist()):
-            vocabulary[terms[i]] = new_val
-        take_in_place(map_index, X.indices)
-        return X
-
-    def _limit_features(self, X: Any, vocabulary: dict[str, int], high=None, low=None, limit=None) -> Any:  # noqa: N803
-        if high is None and low is None and limit is None:
-            return X, set()
-        dfs = column_counts(X.indices, X.shape[1])
-        mask = np.ones(len(dfs), dtype=bool)
-        if high is not None:
-            mask &= dfs <= high
-        if low is not None:
-            mask &= dfs >= low
-        if limit is not None and mask.sum() > limit:
-            tfs = np.asarray(X.sum(axis=0)).ravel()
-            mask_inds = (-tfs[mask]).argsort()[:limit]
-            new_mask = np.zeros(len(dfs), dtype=bool)
-            new_mask[np.where(mask)[0][mask_inds]] = True
-            mask = new_mask
-        new_indices = np.cumsum(mask) - 1  # maps old indices to new
-        terms = list(vocabulary)
-        old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
-        keep = mask[old]
-        vocabulary.clear()  # in place and in the same order, as scikit-learn's deletions leave it
-        vocabulary.update(zip(compress(terms, keep.tolist()), new_indices[old[keep]], strict=True))
-        if not mask.any():
-            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-        return keep_columns(X, mask)
-
-    def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
-        self._check_params()
-        self._tfidf = TfidfTransformer(
-            norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf, sublinear_tf=self.sublinear_tf
-        )
-        X = CountVectorizer.fit_transform(self, raw_documents)  # noqa: N806
-        _fit_idf(self._tfidf, X)
-        return _tfidf_in_place(self._tfidf, X)
-
-    def transform(self, raw_documents: Any) -> Any:
-        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
-        X = CountVectorizer.transform(self, raw_documents)  # noqa: N806
-        return _tfidf_in_place(self._tfidf, X)
-
-    def _count_words(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
-        if fixed and (index := self._term_index(vocabulary)) is not None:
-            return self._count_known_words(docs, index)
-        tokenize = self.build_tokenizer()
-        stop_words = self.get_stop_words()
+    def count_words(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+        if fixed and (index := self.index_of(vocabulary)) is not None:
+            return self.count_known_words(docs, index)
+        tokenize = self.tokenize
+        stop_words = self.stop_words
         min_n, max_n = self.ngram_range
         ids: dict[str, int] = {}
         flat: list[int] = []
@@ -217,7 +375,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
             cols.append(mapped[keep])
         return _pairs_csr(rows, cols, len(docs))
 
-    def _count_char_wb(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
+    def count_char_wb(self, docs: list[str], vocabulary: dict[str, int], fixed: bool) -> sp.csr_array:
         # Words as char_wb sees them: the text split at whitespace (its regex substitution of
         # whitespace runs does not change what str.split() returns).
         word_ids: dict[str, int] = {}
@@ -234,13 +392,14 @@ class NgramTfidfVectorizer(TfidfVectorizer):
             ),
             shape=(len(docs), len(word_ids)),
         )
-        cache = self._word_cache(vocabulary)
+        cache = self.cache_of(vocabulary)
+        word_ngrams = self.word_ngrams
         g_cols: list[np.ndarray] = []
         g_len = np.zeros(len(word_ids), dtype=np.int64)
         for i, w in enumerate(word_ids):
             cols = cache.get(w)
             if cols is None:
-                grams = self._char_wb_ngrams(w)
+                grams = word_ngrams(w)
                 if fixed:
                     cols = np.fromiter(
                         (c for c in map(vocabulary.get, grams) if c is not None), dtype=np.int64
@@ -261,23 +420,23 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         g_all = np.concatenate(g_cols) if g_cols else np.zeros(0, dtype=np.int64)
         return sp.csr_array(words @ _csr(g_rows, g_all, (len(word_ids), width)))
 
-    def _term_index(self, vocabulary: dict[str, int]) -> _TermIndex | None:
-        """The fitted vocabulary in token-id space (see `_TermIndex`), built on the first
+    def index_of(self, vocabulary: dict[str, int]) -> TermIndex | None:
+        """The fitted vocabulary in token-id space (see `TermIndex`), built on the first
         `transform` and kept across calls; None when its terms cannot be split into tokens."""
-        owner, index = self.__dict__.get("_ngram_term_index", (None, None))
+        owner, index = self.term_index
         if owner is not vocabulary:
             spaceless = self.token_pattern in _SPACELESS_PATTERNS
-            index = _TermIndex.build(vocabulary, self.ngram_range) if spaceless else None
-            self.__dict__["_ngram_term_index"] = (vocabulary, index)
+            index = TermIndex.build(vocabulary, self.ngram_range) if spaceless else None
+            self.term_index = (vocabulary, index)
         return index
 
-    def _count_known_words(self, docs: list[str], index: _TermIndex) -> sp.csr_array:
+    def count_known_words(self, docs: list[str], index: TermIndex) -> sp.csr_array:
         """Word n-gram counts against a fixed vocabulary without making a string per n-gram:
         tokens become the ids of the vocabulary's tokens (-1 for the others), n-grams integer
         keys, looked up in the vocabulary's sorted keys. The same (text, column) pairs as the
         general path, so the same matrix."""
-        tokenize = self.build_tokenizer()
-        stop_words = self.get_stop_words()
+        tokenize = self.tokenize
+        stop_words = self.stop_words
         get = index.token_ids.get
         flat: list[int] = []
         lengths = np.zeros(len(docs), dtype=np.int64)
@@ -307,20 +466,14 @@ class NgramTfidfVectorizer(TfidfVectorizer):
             cols.append(columns[at[hit]])
         return _pairs_csr(rows, cols, len(docs))
 
-    def _word_cache(self, vocabulary: dict[str, int]) -> dict[str, np.ndarray]:
+    def cache_of(self, vocabulary: dict[str, int]) -> dict[str, np.ndarray]:
         """Char n-gram columns per word for `vocabulary`: while fitting, for one fit (ids never
         change while it counts); once fitted, across transform calls."""
-        owner, cache = self.__dict__.get("_ngram_word_cache", (None, None))
-        if owner is not vocabulary or cache is None:
+        owner, cache = self.word_cache
+        if owner is not vocabulary:
             cache = {}
-            self.__dict__["_ngram_word_cache"] = (vocabulary, cache)
+            self.word_cache = (vocabulary, cache)
         return cache
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_ngram_word_cache", None)
-        state.pop("_ngram_term_index", None)
-        return state
 
 
 #: Token patterns whose tokens never hold a space: a term of the vocabulary splits back into its
@@ -328,7 +481,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
 _SPACELESS_PATTERNS = frozenset({r"(?u)\b\w\w+\b", r"(?u)\b\w+\b"})
 
 
-class _TermIndex:
+class TermIndex:
     """A word n-gram vocabulary in token-id space: each distinct token of its terms gets an id;
     an n-gram of ids (a, b, c) is the key ((a * base) + b) * base + c. Per n, the sorted keys
     and the column of each."""
@@ -337,7 +490,7 @@ class _TermIndex:
         self.token_ids, self.base, self.levels = token_ids, base, levels
 
     @classmethod
-    def build(cls, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> _TermIndex | None:
+    def build(cls, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> TermIndex | None:
         token_ids: dict[str, int] = {}
         grams: dict[int, tuple[list[list[int]], list[int]]] = {}
         for term, column in vocabulary.items():
@@ -368,6 +521,47 @@ def _pairs_csr(rows: list[np.ndarray], cols: list[np.ndarray], n_docs: int) -> s
     return _csr(r, c, (n_docs, width))
 
 
+# Fitting's steps after counting, as scikit-learn documents them (and as its own code computes
+# them, so the arrays are the same), but in place (sentiment/sparse.py) instead of through copies
+# of the whole matrix.
+
+
+def sort_features(X: Any, vocabulary: dict[str, int]) -> None:  # noqa: N803
+    """Renumber the terms in sorted order, in `vocabulary` and in X's column indices."""
+    terms = list(vocabulary)
+    old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
+    order = _sorted_order(terms)
+    map_index = np.empty(len(terms), dtype=X.indices.dtype)
+    map_index[old[order]] = np.arange(len(terms))
+    for new_val, i in enumerate(order.tolist()):
+        vocabulary[terms[i]] = new_val
+    take_in_place(map_index, X.indices)
+
+
+def limit_features(X: Any, vocabulary: dict[str, int], high: float, low: float, limit: int | None) -> Any:  # noqa: N803
+    """Drop the terms in fewer than `low` or more than `high` texts, then all but the `limit`
+    most frequent; X's columns and `vocabulary` follow. X is consumed."""
+    dfs = column_counts(X.indices, X.shape[1])
+    mask = np.ones(len(dfs), dtype=bool)
+    mask &= dfs <= high
+    mask &= dfs >= low
+    if limit is not None and mask.sum() > limit:
+        tfs = np.asarray(X.sum(axis=0)).ravel()
+        mask_inds = (-tfs[mask]).argsort()[:limit]
+        new_mask = np.zeros(len(dfs), dtype=bool)
+        new_mask[np.where(mask)[0][mask_inds]] = True
+        mask = new_mask
+    new_indices = np.cumsum(mask) - 1  # maps old indices to new
+    terms = list(vocabulary)
+    old = np.fromiter(vocabulary.values(), dtype=np.int64, count=len(terms))
+    keep = mask[old]
+    vocabulary.clear()  # in place and in the same order, as scikit-learn's deletions leave it
+    vocabulary.update(zip(compress(terms, keep.tolist()), new_indices[old[keep]], strict=True))
+    if not mask.any():
+        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
+    return keep_columns(X, mask)
+
+
 def _sorted_order(terms: list[str]) -> np.ndarray:
     """Indices of `terms` in sorted order (Python's: by code point). pyarrow sorts UTF-8 bytes,
     which is the same order, in C; strings UTF-8 cannot encode fall back to `sorted`."""
@@ -380,35 +574,30 @@ def _sorted_order(terms: list[str]) -> np.ndarray:
         return np.asarray(sorted(range(len(terms)), key=terms.__getitem__), dtype=np.int64)
 
 
-def _fit_idf(tfidf: TfidfTransformer, X: Any) -> None:  # noqa: N803
-    """`tfidf.fit(X)` with the document frequencies counted a slice at a time (scikit-learn's
-    `np.bincount(X.indices)` first copies the indices to int64). scikit-learn fits on the first
-    row, which sets the rest of its fitted state; idf_ is then its arithmetic on all the rows."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # absent columns, without smoothing
-        tfidf.fit(X[:1])
-    if not tfidf.use_idf:
-        return
+def idf_weights(X: Any, smooth_idf: bool) -> np.ndarray:  # noqa: N803
+    """TfidfTransformer's idf of a count matrix: log((n + s) / (df + s)) + 1, s = 1 with
+    `smooth_idf` (else 0), in X's float dtype; document frequencies counted a slice at a time
+    (`np.bincount(X.indices)` would first copy the indices to int64)."""
     dtype = X.dtype if X.dtype in (np.float64, np.float32) else np.float64
     df = column_counts(X.indices, X.shape[1]).astype(dtype, copy=False)
-    df += float(tfidf.smooth_idf)
-    n_samples = X.shape[0] + int(tfidf.smooth_idf)
+    df += float(smooth_idf)
+    n_samples = X.shape[0] + int(smooth_idf)
     idf = np.full_like(df, fill_value=n_samples, dtype=dtype)
-    idf /= df
+    with np.errstate(divide="ignore"):  # a term in no text, without smoothing: as scikit-learn
+        idf /= df
     np.log(idf, out=idf)
     idf += 1.0
-    tfidf.idf_ = idf
+    return idf
 
 
-def _tfidf_in_place(tfidf: TfidfTransformer, X: Any) -> Any:  # noqa: N803
-    """`tfidf.transform(X, copy=False)` without its temporary of one value per entry."""
-    X = validate_data(tfidf, X, accept_sparse="csr", dtype=[np.float64, np.float32], copy=False, reset=False)  # noqa: N806
-    if not sp.issparse(X):
-        X = sp.csr_array(X, dtype=X.dtype)  # noqa: N806
-    if tfidf.sublinear_tf:
+def tfidf_in_place(X: Any, sublinear_tf: bool, idf: np.ndarray | None, norm: str | None) -> Any:  # noqa: N803
+    """TfidfTransformer's transform of a float CSR count matrix (1 + log tf with `sublinear_tf`,
+    times idf, then `normalize`), in X's own arrays."""
+    if sublinear_tf:
         np.log(X.data, X.data)
         X.data += 1.0
-    if hasattr(tfidf, "idf_"):
-        scale_by_column(X.data, X.indices, tfidf.idf_)
-    if tfidf.norm is not None:
-        X = normalize(X, norm=tfidf.norm, copy=False)  # noqa: N806
-    return _align(X)
+    if idf is not None:
+        scale_by_column(X.data, X.indices, idf)
+    if norm is not None:
+        X = normalize(X, norm=norm, copy=False)  # noqa: N806
+    return X

@@ -1,9 +1,8 @@
 """Registered models hold stock scikit-learn: they load without the `sentiment` package.
 
 The default features are scikit-learn's `TfidfVectorizer`s; the fast counting path
-(`features.fast_vectorizer`, sentiment/ngrams.py) overrides private scikit-learn methods, so it
-is refused on untested scikit-learn versions and its fitted state is moved into stock vectorizers
-before the model is saved. The load checks run in a separate, isolated Python where `sentiment`
+(`features.fast_vectorizer`, sentiment/ngrams.py) keeps its fitted state in stock vectorizers,
+which replace it before the model is saved. The load checks run in a separate, isolated Python where `sentiment`
 cannot be imported, recording every class the pickle names.
 """
 
@@ -21,7 +20,7 @@ from conftest import SAMPLE_CSV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion
 
-from sentiment.features import build_features, check_fast_vectorizer, resolve_features
+from sentiment.features import build_features, resolve_features
 from sentiment.models import build_pipeline, finish_fitted, pickled_by_value
 from sentiment.params import ParamError
 
@@ -71,16 +70,13 @@ def test_default_features_are_stock_scikit_learn():
         assert all(type(v) is TfidfVectorizer for _, v in union.transformer_list)
 
 
-def test_the_fast_path_is_refused_on_untested_scikit_learn(monkeypatch):
-    check_fast_vectorizer("1.9.1")  # tested
-    with pytest.raises(ParamError, match=r"needs scikit-learn 1\.9, this environment has 1\.10\.0.*private"):
-        check_fast_vectorizer("1.10.0")
+def test_the_fast_path_is_not_tied_to_a_scikit_learn_version(monkeypatch):
+    """It uses public scikit-learn API only: no version gate (docs/BENCHMARKS.md)."""
     import sklearn
 
     monkeypatch.setattr(sklearn, "__version__", "2.0.0")
-    with pytest.raises(ParamError, match=r"fast_vectorizer to false"):
-        resolve_features({"fast_vectorizer": True})
-    assert resolve_features({})["fast_vectorizer"] is False  # the default never asks
+    assert resolve_features({"fast_vectorizer": True})["fast_vectorizer"] is True
+    assert resolve_features({})["fast_vectorizer"] is False
     with pytest.raises(ParamError, match="fast_vectorizer must be true or false"):
         resolve_features({"fast_vectorizer": "yes"})
 
