@@ -241,3 +241,61 @@ def test_the_idf_weights_match_scikit_learn(idf):
             x, y = a.fit_transform(docs), b.fit_transform(docs)
             assert np.array_equal(x.indices, y.indices) and np.array_equal(x.data, y.data)
             assert not hasattr(a, "idf_") and not hasattr(b, "idf_")
+
+
+def test_the_parameters_are_scikit_learns():
+    """Same names, kinds and defaults as TfidfVectorizer: a scikit-learn that adds or changes one
+    fails here (and, until this module follows, fits with scikit-learn's own code)."""
+    import inspect
+
+    def params(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert params(NgramTfidfVectorizer) == params(TfidfVectorizer)
+    assert ngrams._same_parameters()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b"),
+        dict(analyzer="char_wb", ngram_range=(2, 4), max_features=30),
+        dict(use_idf=False, norm="l1"),
+        dict(smooth_idf=False, binary=True, min_df=2, dtype=np.float32),
+    ],
+)
+def test_the_fitted_state_is_a_stock_fit(kw):
+    """`stock_` is what scikit-learn's own fit leaves: the same parameters (no fixed vocabulary:
+    a clone refits and learns one), attributes, vocabulary, idf and transform."""
+    from sklearn.base import clone
+
+    docs = [f"Profit rose by {i % 7} and the loss fell {i % 13} times" for i in range(60)] + ["x y"]
+    later = ["loss rose", "", "Profit of 12"]
+    a = TfidfVectorizer(**kw).fit(docs)
+    b = NgramTfidfVectorizer(**kw).fit(docs).stock_
+    assert type(b) is TfidfVectorizer
+    assert b.get_params() == a.get_params()
+    assert sorted(vars(b)) == sorted(vars(a))
+    assert b.fixed_vocabulary_ is a.fixed_vocabulary_ is False
+    assert b.vocabulary_ == a.vocabulary_
+    assert hasattr(b, "idf_") == hasattr(a, "idf_")
+    if hasattr(a, "idf_"):
+        assert b.idf_.dtype == a.idf_.dtype and np.array_equal(b.idf_, a.idf_)
+    x, y = a.transform(later), b.transform(later)
+    assert np.array_equal(x.indices, y.indices) and np.array_equal(x.data, y.data)
+    other = ["gamma delta", "delta epsilon"]
+    assert clone(b).fit(other).vocabulary_ == TfidfVectorizer(**kw).fit(other).vocabulary_
+
+
+def test_a_scikit_learn_with_other_parameters_fits_its_own_way(monkeypatch):
+    """If TfidfVectorizer's parameters are not the ones this module knows, scikit-learn counts."""
+    docs = ["Profit rose", "loss fell by 5"]
+    monkeypatch.setattr(ngrams, "_same_parameters", lambda: False)
+    v = NgramTfidfVectorizer(ngram_range=(1, 2))
+    got = v.fit_transform(docs)
+    assert v not in ngrams._COUNTINGS  # the fast counting never ran
+    want = TfidfVectorizer(ngram_range=(1, 2)).fit_transform(docs)
+    assert np.array_equal(got.toarray(), want.toarray())
+    monkeypatch.undo()
+    w = NgramTfidfVectorizer(ngram_range=(1, 2)).fit(docs)
+    assert w in ngrams._COUNTINGS

@@ -2,8 +2,8 @@
 
 The default features are scikit-learn's `TfidfVectorizer`s; the fast counting path
 (`features.fast_vectorizer`, sentiment/ngrams.py) keeps its fitted state in stock vectorizers,
-which replace it before the model is saved. The load checks run in a separate, isolated Python where `sentiment`
-cannot be imported, recording every class the pickle names.
+which replace it before the model is saved. The load checks run in a separate, isolated Python
+where `sentiment` cannot be imported, recording every class the pickle names.
 """
 
 from __future__ import annotations
