@@ -162,9 +162,9 @@ def build_pipeline(
 
 
 def finish_fitted(model: Any) -> Any:
-    """A fitted pipeline as it is saved: fast-path features swapped for stock scikit-learn ones
-    (features.stock_features), so the model holds no class that overrides scikit-learn's private
-    methods."""
+    """A fitted pipeline as it is saved: fast-path features swapped for the stock scikit-learn ones
+    they fitted (features.stock_features), so the model holds no class of this package but
+    `TextNormalizer`."""
     from .features import stock_features
 
     model.set_params(features=stock_features(model.named_steps["features"]))
