@@ -249,3 +249,13 @@ func (e *Emulator) answerModelVersion(w http.ResponseWriter, r *http.Request, ge
 		CreatedAt: mv.Created, UpdatedAt: mv.Updated, RunId: mv.RunID, Source: mv.Source, Status: status, Comment: mv.Description,
 		CreatedBy: creator, UpdatedBy: creator, Id: fmt.Sprintf("%s/%d", name, version)})
 }
+
+// MLflowStore is the backend store URI of the MLflow server the emulator
+// starts (sqlite, under Dir), for tests that read what notebooks logged
+// and registered; empty when Options.MLflowTrackingURI names another.
+func (e *Emulator) MLflowStore() string {
+	if e.opts.MLflowTrackingURI != "" {
+		return ""
+	}
+	return "sqlite:///" + filepath.ToSlash(filepath.Join(e.opts.Dir, "mlflow", "mlflow.db"))
+}

@@ -791,3 +791,29 @@ func (e *Emulator) runsCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	runNotExist(w, req.RunId)
 }
+
+// TaskRunInfo is one task run as the emulator saw it: repaired tasks keep
+// their earlier task runs here (runs/get shows only the latest).
+type TaskRunInfo struct {
+	RunID, TaskRunID int64
+	TaskKey          string
+	// Started is whether it was started (its dependencies were met).
+	Started bool
+	// Life and Result are its state now (Result empty until it ends).
+	Life   jobs.RunLifeCycleState
+	Result jobs.RunResultState
+}
+
+// TaskRuns returns every task run of every run, oldest first, superseded
+// ones included.
+func (e *Emulator) TaskRuns() []TaskRunInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []TaskRunInfo
+	for _, t := range e.tasks {
+		out = append(out, TaskRunInfo{RunID: t.run.id, TaskRunID: t.id, TaskKey: t.spec.TaskKey, Started: t.started,
+			Life: t.st.life, Result: t.st.result})
+	}
+	slices.SortFunc(out, func(a, b TaskRunInfo) int { return int(a.TaskRunID - b.TaskRunID) })
+	return out
+}
