@@ -189,8 +189,10 @@ func killGroupedRun(t *testing.T, pt groupKillPoint) {
 			t.Errorf("stage %s is %s", s, st.Status)
 		}
 	}
-	if n := e.Calls()[submitCall]; n != 1 {
-		t.Errorf("%d runs/submit calls, want 1 (the resume repairs or follows the submitted run)", n)
+	// The resume repairs or follows the run submitted; where pipectl died
+	// before it learned the run, it sends the same idempotency token again.
+	if n, want := e.Calls()[submitCall], 1; n != want && !(pt.submitLost && n == 2) {
+		t.Errorf("%d runs/submit calls, want %d", n, want)
 	}
 	if runs := e.RunIDs(); len(runs) != 1 {
 		t.Errorf("Databricks runs %v, want one", runs)

@@ -33,6 +33,14 @@ type Group struct {
 	// (Databricks: jobs/runs/repair), where the upstream outputs they read
 	// still are. An executor that cannot repair runs a new unit.
 	Repair string `json:"repair,omitempty"`
+	// Interrupted is set on a resume when every stage's last attempt was
+	// interrupted: pipectl died while they ran, so their unit (Repair, or,
+	// when pipectl died before it learned the unit, the one the previous
+	// attempts started) may still be running or have ended unseen. The
+	// executor should follow that unit, or take the results of the stages
+	// that succeeded in it, rather than run them again (Databricks: the
+	// same idempotency token finds a run whose submit answer was lost).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // GroupStage is one stage of a group: its task and the members it needs.

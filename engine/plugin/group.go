@@ -25,7 +25,7 @@ var _ executor.GroupRunner = (*Client)(nil)
 func (c *Client) CanRunGroups() bool { return c.Info().Groups }
 
 func groupToProto(callID string, g executor.Group) *pb.RunGroupRequest {
-	req := &pb.RunGroupRequest{CallId: callID, Repair: g.Repair}
+	req := &pb.RunGroupRequest{CallId: callID, Repair: g.Repair, Interrupted: g.Interrupted}
 	for _, s := range g.Stages {
 		req.Stages = append(req.Stages, &pb.GroupStage{Task: taskToProto(s.Task), Needs: s.Needs})
 	}
@@ -33,7 +33,7 @@ func groupToProto(callID string, g executor.Group) *pb.RunGroupRequest {
 }
 
 func groupFromProto(req *pb.RunGroupRequest) executor.Group {
-	g := executor.Group{Repair: req.GetRepair()}
+	g := executor.Group{Repair: req.GetRepair(), Interrupted: req.GetInterrupted()}
 	for _, s := range req.GetStages() {
 		g.Stages = append(g.Stages, executor.GroupStage{Task: taskFromProto(s.GetTask()), Needs: s.GetNeeds()})
 	}

@@ -27,6 +27,9 @@ type group struct {
 	members  []string
 	// repair is the unit a resume repairs (executor.Group.Repair).
 	repair string
+	// interrupted: every member's last attempt was interrupted
+	// (executor.Group.Interrupted).
+	interrupted bool
 }
 
 // canGroup reports whether an executor runs groups, asking it once.
@@ -85,6 +88,7 @@ func (e *execution) formGroup(ctx context.Context, name string, running map[stri
 	}
 	if e.p.resume != nil {
 		g.repair = e.commonUnit(g.members)
+		g.interrupted = e.interruptedTogether(g.members, g.repair)
 	}
 	if len(g.members) < 2 && g.repair == "" {
 		return nil, ""
@@ -108,6 +112,19 @@ func (e *execution) commonUnit(members []string) string {
 		unit = u
 	}
 	return unit
+}
+
+// interruptedTogether reports whether every member's last attempt was
+// interrupted in unit (none known: every such attempt has no unit), as
+// when pipectl died while they ran as one unit; callers hold e.mu.
+func (e *execution) interruptedTogether(members []string, unit string) bool {
+	for _, n := range members {
+		as := e.rec.Stages[n].Attempts
+		if len(as) == 0 || as[len(as)-1].Status != record.Interrupted || as[len(as)-1].Unit != unit {
+			return false
+		}
+	}
+	return len(members) > 0
 }
 
 // slots counts what --parallelism bounds: single stages and groups.
@@ -231,7 +248,7 @@ func (e *execution) runGroup(ctx context.Context, g *group, done chan<- stageDon
 	}
 
 	// Start an attempt of every member.
-	req := executor.Group{Repair: g.repair}
+	req := executor.Group{Repair: g.repair, Interrupted: g.interrupted}
 	byName := map[string]*member{}
 	started := r.now()
 	for _, m := range runs {

@@ -44,7 +44,6 @@ func taskValueRef(stage, output string) string {
 // target's compute (serverless: one environment for every task).
 func groupSubmit(cfg *Config, loc codeLocation, reqs []string, g executor.Group, commit string) (jobs.SubmitRun, error) {
 	var tasks []jobs.SubmitTask
-	var names []string
 	first := g.Stages[0].Task
 	for _, s := range g.Stages {
 		t := s.Task
@@ -61,17 +60,27 @@ func groupSubmit(cfg *Config, loc codeLocation, reqs []string, g executor.Group,
 			st.DependsOn = append(st.DependsOn, jobs.TaskDependency{TaskKey: need})
 		}
 		tasks = append(tasks, st)
-		names = append(names, fmt.Sprintf("%s#%d", t.Stage, t.Attempt))
 	}
-	sum := sha256.Sum256([]byte("pipectl-group|" + first.RunID + "|" + strings.Join(names, ",")))
 	return jobs.SubmitRun{
 		RunName:          cfg.NamePrefix() + fmt.Sprintf("pipectl %s on %s, run %s: %d stages", first.Pipeline, first.Target, first.RunID, len(tasks)),
 		Tasks:            tasks,
 		GitSource:        loc.gitSource(),
 		Environments:     NewComputeSpec(cfg, reqs).Environments(),
-		IdempotencyToken: hex.EncodeToString(sum[:])[:64],
+		IdempotencyToken: groupToken(g, 0),
 		Queue:            &jobs.QueueSettings{Enabled: true},
 	}, nil
+}
+
+// groupToken is the idempotency token of a group's submit: its pipectl run,
+// stages and attempts, each attempt shifted by delta (-1: the token the
+// previous attempts of the same stages submitted with).
+func groupToken(g executor.Group, delta int) string {
+	var names []string
+	for _, s := range g.Stages {
+		names = append(names, fmt.Sprintf("%s#%d", s.Task.Stage, s.Task.Attempt+delta))
+	}
+	sum := sha256.Sum256([]byte("pipectl-group|" + g.Stages[0].Task.RunID + "|" + strings.Join(names, ",")))
+	return hex.EncodeToString(sum[:])[:64]
 }
 
 // RunGroup implements executor.GroupRunner: one runs/submit holding every
@@ -125,9 +134,27 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 	}
 
 	runID, old, how := int64(0), map[int64]bool{}, ""
-	if id, ok := parseUnit(g.Repair); ok {
+	id, ok := parseUnit(g.Repair)
+	if !ok && g.Interrupted {
+		// pipectl died before it learned the run its previous attempts
+		// submitted (the answer to runs/submit was lost with it): the
+		// same idempotency token returns that run if it exists, else
+		// starts this one.
+		prev := sub
+		prev.IdempotencyToken = groupToken(g, -1)
+		resp, err := c.W.Jobs.Submit(ctx, prev)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before the run was submitted"}})
+		case err != nil:
+			return failAll(e.apiFailure(c, "submit the run", err))
+		}
+		id, ok = resp.RunId, true
+		emitAll(executor.EventLog, fmt.Sprintf("databricks: run %d has the idempotency token of the interrupted attempts", id))
+	}
+	if ok {
 		var why string
-		runID, old, why, err = e.repair(ctx, c, id, sub, emitAll)
+		runID, old, why, err = e.repair(ctx, c, id, sub, g.Interrupted, emitAll)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before the run was repaired"}})
@@ -136,7 +163,7 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 		case runID == 0:
 			emitAll(executor.EventLog, fmt.Sprintf("databricks: not repairing run %d (%s); submitting a new run", id, why))
 		default:
-			how = fmt.Sprintf("repairing run %d", runID)
+			how = why
 		}
 	}
 	if runID == 0 {
@@ -166,13 +193,17 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 var upstreamRef = regexp.MustCompile(`\{\{\s*tasks\.([\w-]+)\.values\.[\w-]+\s*\}\}`)
 
 // repair re-runs the group's stages inside run id when that run can take
-// them: it has ended without succeeding, and each stage is a task of it
-// with the notebook and the parameters this group would submit (a
-// parameter the run wires from a task value is not compared: the upstream
-// task's value is the output pipectl recorded). It returns the run id
-// (0 with why when it does not repair) and the task run ids before the
-// repair.
-func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.SubmitRun, emit func(executor.EventKind, string)) (int64, map[int64]bool, string, error) {
+// them: each stage is a task of it with the notebook and the parameters
+// this group would submit (a parameter the run wires from a task value is
+// not compared: the upstream task's value is the output pipectl recorded).
+// When the stages' last attempts were interrupted (pipectl died while the
+// run went on), a run still active is followed as it is, and the stages
+// whose tasks succeeded in it are taken as they are, not run again;
+// otherwise a run still active is cancelled first. It returns the run id
+// and what it does (0 with why when it does not repair) and the task runs
+// not to follow (those a repair replaces).
+func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.SubmitRun, interrupted bool,
+	emit func(executor.EventKind, string)) (int64, map[int64]bool, string, error) {
 	run, err := c.W.Jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id, IncludeHistory: true})
 	if err != nil {
 		if ctx.Err() == nil && !transient(err) {
@@ -180,7 +211,13 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 		}
 		return 0, nil, "", err
 	}
-	if st := statusOf(run); !st.terminal {
+	have := map[string]jobs.RunTask{}
+	for _, t := range run.Tasks {
+		have[t.TaskKey] = t
+	}
+	why := compatible(run, have, sub)
+	st := statusOf(run)
+	if !st.terminal && (!interrupted || why != "") {
 		// The session that started it died (the resume holds the run's
 		// lock): nobody follows it. Stop it, then repair what it left.
 		emit(executor.EventLog, fmt.Sprintf("databricks: run %d is still %s, left by the interrupted session; cancelling it", id, st.label))
@@ -190,28 +227,69 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 		if run, err = c.W.Jobs.GetRun(ctx, jobs.GetRunRequest{RunId: id, IncludeHistory: true}); err != nil {
 			return 0, nil, "", err
 		}
+		for _, t := range run.Tasks {
+			have[t.TaskKey] = t
+		}
+		st = statusOf(run)
 	}
-	if judge(run).ok {
+	if why != "" {
+		return 0, nil, why, nil
+	}
+	if !st.terminal {
+		return id, map[int64]bool{}, fmt.Sprintf("following run %d, still %s: the interrupted session started it", id, st.label), nil
+	}
+	var keys, kept []string
+	old := map[int64]bool{}
+	for _, want := range sub.Tasks {
+		t := have[want.TaskKey]
+		if interrupted && judge(&jobs.Run{Status: t.Status, State: t.State}).ok {
+			kept = append(kept, want.TaskKey) // succeeded unseen: take its result
+			continue
+		}
+		old[t.RunId] = true
+		keys = append(keys, want.TaskKey)
+	}
+	if len(keys) == 0 {
+		if !interrupted {
+			return 0, nil, "it succeeded", nil
+		}
+		return id, map[int64]bool{}, fmt.Sprintf("run %d has ended: taking the results of its tasks", id), nil
+	}
+	if !interrupted && judge(run).ok {
 		return 0, nil, "it succeeded", nil
 	}
-	have := map[string]jobs.RunTask{}
-	old := map[int64]bool{}
-	for _, t := range run.Tasks {
-		have[t.TaskKey] = t
-		old[t.RunId] = true
+	req := jobs.RepairRun{RunId: id, RerunTasks: keys, RerunDependentTasks: true}
+	for _, h := range run.RepairHistory {
+		if h.Type == jobs.RepairHistoryItemTypeRepair && h.Id > req.LatestRepairId {
+			req.LatestRepairId = h.Id
+		}
 	}
+	if _, err := c.W.Jobs.RepairRun(ctx, req); err != nil {
+		return 0, nil, "", err
+	}
+	how := fmt.Sprintf("repairing run %d", id)
+	if len(kept) > 0 {
+		how += fmt.Sprintf(" (%s succeeded in it: not run again)", strings.Join(kept, ", "))
+	}
+	return id, old, how, nil
+}
+
+// compatible says why run cannot take the group's stages (empty when it
+// can): a stage is not a task of it, or its notebook or a parameter
+// changed, or it reads a task value of a task that did not succeed in it
+// and does not run again.
+func compatible(run *jobs.Run, have map[string]jobs.RunTask, sub jobs.SubmitRun) string {
 	members := map[string]bool{}
 	for _, want := range sub.Tasks {
 		members[want.TaskKey] = true
 	}
-	var keys []string
 	for _, want := range sub.Tasks {
 		t, ok := have[want.TaskKey]
 		if !ok || t.NotebookTask == nil || want.NotebookTask == nil {
-			return 0, nil, "stage " + want.TaskKey + " is not a task of it", nil
+			return "stage " + want.TaskKey + " is not a task of it"
 		}
 		if t.NotebookTask.NotebookPath != want.NotebookTask.NotebookPath {
-			return 0, nil, "the notebook of stage " + want.TaskKey + " changed", nil
+			return "the notebook of stage " + want.TaskKey + " changed"
 		}
 		for k, v := range want.NotebookTask.BaseParameters {
 			was, ok := t.NotebookTask.BaseParameters[k]
@@ -220,7 +298,7 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 				// again in the repair or have succeeded in the run.
 				for _, m := range upstreamRef.FindAllStringSubmatch(was, -1) {
 					if up, ok := have[m[1]]; !members[m[1]] && (!ok || !judge(&jobs.Run{Status: up.Status, State: up.State}).ok) {
-						return 0, nil, fmt.Sprintf("stage %s reads task %s, which did not succeed in it", want.TaskKey, m[1]), nil
+						return fmt.Sprintf("stage %s reads task %s, which did not succeed in it", want.TaskKey, m[1])
 					}
 				}
 				continue
@@ -229,23 +307,11 @@ func (e *Executor) repair(ctx context.Context, c *Client, id int64, sub jobs.Sub
 				continue
 			}
 			if !ok || was != v {
-				return 0, nil, fmt.Sprintf("parameter %s of stage %s changed", k, want.TaskKey), nil
-			}
-		}
-		keys = append(keys, want.TaskKey)
-	}
-	req := jobs.RepairRun{RunId: id, RerunTasks: keys, RerunDependentTasks: true}
-	if n := len(run.RepairHistory); n > 0 {
-		for _, h := range run.RepairHistory {
-			if h.Type == jobs.RepairHistoryItemTypeRepair && h.Id > req.LatestRepairId {
-				req.LatestRepairId = h.Id
+				return fmt.Sprintf("parameter %s of stage %s changed", k, want.TaskKey)
 			}
 		}
 	}
-	if _, err := c.W.Jobs.RepairRun(ctx, req); err != nil {
-		return 0, nil, "", err
-	}
-	return id, old, "", nil
+	return ""
 }
 
 // followGroup polls a group's run until every stage's task has ended,

@@ -1972,7 +1972,10 @@ type RunGroupRequest struct {
 	Stages []*GroupStage `protobuf:"bytes,2,rep,name=stages,proto3" json:"stages,omitempty"`
 	// repair is the unit of an earlier group of the same pipectl run that the
 	// executor may repair instead of starting a new one.
-	Repair        string `protobuf:"bytes,3,opt,name=repair,proto3" json:"repair,omitempty"`
+	Repair string `protobuf:"bytes,3,opt,name=repair,proto3" json:"repair,omitempty"`
+	// interrupted: the stages' last attempts were interrupted (pipectl died
+	// while they ran), so their unit may still run or have ended unseen.
+	Interrupted   bool `protobuf:"varint,4,opt,name=interrupted,proto3" json:"interrupted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2026,6 +2029,13 @@ func (x *RunGroupRequest) GetRepair() string {
 		return x.Repair
 	}
 	return ""
+}
+
+func (x *RunGroupRequest) GetInterrupted() bool {
+	if x != nil {
+		return x.Interrupted
+	}
+	return false
 }
 
 // RunGroupEvent is one message of the RunGroup stream.
@@ -2326,11 +2336,12 @@ const file_executor_v1_executor_proto_rawDesc = "" +
 	"\n" +
 	"GroupStage\x12-\n" +
 	"\x04task\x18\x01 \x01(\v2\x19.pipectl.executor.v1.TaskR\x04task\x12\x14\n" +
-	"\x05needs\x18\x02 \x03(\tR\x05needs\"{\n" +
+	"\x05needs\x18\x02 \x03(\tR\x05needs\"\x9d\x01\n" +
 	"\x0fRunGroupRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\tR\x06callId\x127\n" +
 	"\x06stages\x18\x02 \x03(\v2\x1f.pipectl.executor.v1.GroupStageR\x06stages\x12\x16\n" +
-	"\x06repair\x18\x03 \x01(\tR\x06repair\"\xf0\x01\n" +
+	"\x06repair\x18\x03 \x01(\tR\x06repair\x12 \n" +
+	"\vinterrupted\x18\x04 \x01(\bR\vinterrupted\"\xf0\x01\n" +
 	"\rRunGroupEvent\x12\x14\n" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x123\n" +
 	"\x05event\x18\x02 \x01(\v2\x1d.pipectl.executor.v1.RunEventR\x05event\x12\x18\n" +
