@@ -264,3 +264,49 @@ func TestCancelledGroup(t *testing.T) {
 		t.Errorf("run %s: %s", rec.Status, statuses(rec))
 	}
 }
+
+// TestInterruptedGroupResumes: when pipectl died while a group ran (its
+// members' last attempts are interrupted), the resume tells the executor
+// so (Interrupted), with the unit when it was recorded and without one when
+// pipectl died before it learned it; a failed group's resume does not.
+func TestInterruptedGroupResumes(t *testing.T) {
+	for _, unit := range []string{"unit-1", ""} {
+		_, g, runner := groupHarness(t, true)
+		g.fail["b"] = true
+		r := runner(mixedPlan(t))
+		rec, err := execute(t, r, Options{Parallelism: 1})
+		if err == nil {
+			t.Fatal("the run succeeded")
+		}
+		// As if pipectl had died while b and d ran in the unit.
+		for _, n := range []string{"b", "d"} {
+			st := rec.Stages[n]
+			st.Status, st.Reason, st.Error = record.Interrupted, "", nil
+			st.Attempts = []record.Attempt{{N: 1, Status: record.Interrupted, Unit: unit}}
+		}
+		rec.Status = record.Interrupted
+		if err := r.Records.Save(rec); err != nil {
+			t.Fatal(err)
+		}
+		g.fail["b"] = false
+		rec, err = execute(t, runner(mixedPlan(t)), Options{Resume: rec.ID, Parallelism: 1})
+		if err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		last := g.groups[len(g.groups)-1]
+		if !last.Interrupted || last.Repair != unit || len(last.Stages) != 2 || last.Stages[0].Task.Attempt != 2 {
+			t.Errorf("unit %q: the resume's group is %+v, want b and d, attempt 2, interrupted, repairing %q", unit, last, unit)
+		}
+	}
+	// A failed group: not interrupted.
+	_, g, runner := groupHarness(t, true)
+	g.fail["b"] = true
+	rec, _ := execute(t, runner(mixedPlan(t)), Options{Parallelism: 1})
+	g.fail["b"] = false
+	if _, err := execute(t, runner(mixedPlan(t)), Options{Resume: rec.ID, Parallelism: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if last := g.groups[len(g.groups)-1]; last.Interrupted {
+		t.Errorf("the resume of a failed group says interrupted")
+	}
+}
