@@ -259,7 +259,13 @@ func killGroupedRun(t *testing.T, pt groupKillPoint) {
 	if len(names) != 1 || names[0] != filepath.Base(dir) {
 		t.Errorf("data versions %v in %s, want only %s", names, filepath.Dir(dir), filepath.Base(dir))
 	}
-	t.Logf("%s: %d resume(s); task runs: %s", pt.name, len(resumes), strings.Join(history, ", "))
+	var said []string
+	for _, l := range strings.Split(resumes[0].stderr, "\n") {
+		if i := strings.Index(l, "databricks: "); i >= 0 && !strings.Contains(l, " task ") && !slices.Contains(said, l[i:]) {
+			said = append(said, l[i:])
+		}
+	}
+	t.Logf("%s: %d resume(s), which said: %s; task runs: %s", pt.name, len(resumes), strings.Join(said, " / "), strings.Join(history, ", "))
 }
 
 // emulatorMLflowState is what the emulator's MLflow store holds about one
