@@ -47,8 +47,8 @@ var groupKillPoints = []groupKillPoint{
 // TestKill9GroupedRunResumes: on a fresh emulator and project each time,
 // `pipectl run sentiment --target dev` (one Databricks run of six tasks)
 // is killed with SIGKILL, pipectl and its executor plugin together (a lost
-// machine: nothing of pipectl cancels the Databricks run, which goes on),
-// at a point that depends on the iteration (groupKillPoints); then
+// machine: nothing of pipectl cancels the Databricks run, which goes on) or
+// pipectl alone, at a point that depends on the iteration (groupKillPoints); then
 // `--resume` is run until it succeeds. Then: the run succeeded, pipectl
 // submitted one Databricks run (the resume repairs or follows it), no task
 // succeeded twice, each training registered one model version (the one
@@ -57,7 +57,9 @@ var groupKillPoints = []groupKillPoint{
 // wrote one data version.
 //
 // PIPECTL_KILL_LOOP sets the number of iterations (killLoopIterations);
-// iteration i kills at point (i-1) mod 6.
+// iteration i kills at point (i-1) mod 6; iterations 7 to 12 kill pipectl
+// alone (its plugin, left behind, cancels the Databricks run), 13 to 18
+// both again, and so on.
 func TestKill9GroupedRunResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the sentiment notebooks on the emulator")
@@ -67,27 +69,36 @@ func TestKill9GroupedRunResumes(t *testing.T) {
 	failed := map[string]int{}
 	for i := 1; i <= n; i++ {
 		pt := groupKillPoints[(i-1)%len(groupKillPoints)]
+		alone := (i-1)/len(groupKillPoints)%2 == 1
+		name := pt.name
+		if alone {
+			name += "/alone"
+		}
 		started := time.Now()
-		ok := t.Run(fmt.Sprintf("%02d-%s", i, pt.name), func(t *testing.T) { killGroupedRun(t, pt) })
-		times[pt.name] = append(times[pt.name], time.Since(started))
+		ok := t.Run(fmt.Sprintf("%02d-%s", i, strings.ReplaceAll(name, "/", "-")), func(t *testing.T) { killGroupedRun(t, pt, alone) })
+		times[name] = append(times[name], time.Since(started))
 		if !ok {
-			failed[pt.name]++
+			failed[name]++
 			if os.Getenv("PIPECTL_KILL_LOOP_ALL") == "" {
 				break
 			}
 		}
 	}
-	for _, pt := range groupKillPoints {
-		if d := times[pt.name]; len(d) > 0 {
-			slices.Sort(d)
-			t.Logf("kill point %-16s %d iteration(s), %d failed; time min %s, max %s", pt.name, len(d), failed[pt.name],
-				d[0].Round(time.Second), d[len(d)-1].Round(time.Second))
+	for _, alone := range []string{"", "/alone"} {
+		for _, pt := range groupKillPoints {
+			if d := times[pt.name+alone]; len(d) > 0 {
+				slices.Sort(d)
+				t.Logf("kill point %-22s %d iteration(s), %d failed; time min %s, max %s", pt.name+alone, len(d), failed[pt.name+alone],
+					d[0].Round(time.Second), d[len(d)-1].Round(time.Second))
+			}
 		}
 	}
 }
 
 // killGroupedRun is one iteration of TestKill9GroupedRunResumes.
-func killGroupedRun(t *testing.T, pt groupKillPoint) {
+// With alone, only the pipectl process is killed: its plugin sees it gone
+// and cancels the Databricks run, as it does when pipectl dies.
+func killGroupedRun(t *testing.T, pt groupKillPoint, alone bool) {
 	project, e := sentimentEmulator(t, emulator.Options{})
 	python := mlPython(t)
 	store := &record.Store{Dir: filepath.Join(project, ".pipectl", "runs")}
@@ -156,14 +167,23 @@ func killGroupedRun(t *testing.T, pt groupKillPoint) {
 		}
 		waitForLong(t, fmt.Sprintf("tasks %v to end under a frozen pipectl", pt.unseen), func() bool { return ended(pt.unseen) })
 	}
+	if alone {
+		tree = tree[:1]
+		for _, pid := range descendants(cmd.Process.Pid) {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
 	for _, pid := range tree {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 	cmd.Wait()
+	if alone {
+		waitForLong(t, "the plugin to cancel the Databricks run", func() bool { return len(e.ActiveRuns()) == 0 })
+	}
 	if rec := showRun(t, project, id); rec.Status != record.Interrupted {
 		t.Errorf("after the kill the run is %s, want interrupted", rec.Status)
 	}
-	if active := e.ActiveRuns(); pt.submitLost && len(active) != 1 {
+	if active := e.ActiveRuns(); pt.submitLost && !alone && len(active) != 1 {
 		t.Errorf("after the kill, active Databricks runs %v, want the one submitted", active)
 	}
 
