@@ -145,6 +145,13 @@ func (e *Executor) RunGroup(ctx context.Context, g executor.Group, sink executor
 		resp, err := c.W.Jobs.Submit(ctx, prev)
 		switch {
 		case err != nil && ctx.Err() != nil:
+			// Cancelled meanwhile: the run may have started (its answer
+			// lost again); the same token finds it, to cancel it.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), submitAfterCancel)
+			if resp, err := c.W.Jobs.Submit(sctx, prev); err == nil {
+				e.cancelQuietly(ctx, c, resp.RunId, e.poll())
+			}
+			cancel()
 			return failAll(executor.Result{Status: executor.Cancelled, Error: &executor.Failure{Message: "cancelled before the run was submitted"}})
 		case err != nil:
 			return failAll(e.apiFailure(c, "submit the run", err))
