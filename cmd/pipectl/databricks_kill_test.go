@@ -35,13 +35,15 @@ type groupKillPoint struct {
 	unseen []string
 }
 
+// groupKillPoints in iteration order: the default two iterations
+// (killLoopIterations) cover the two points that found bugs.
 var groupKillPoints = []groupKillPoint{
 	{name: "submitted", submitLost: true},
+	{name: "finished-unseen", task: "inference", unseen: sentimentStages},
 	{name: "training", task: "train_nb"},
 	{name: "trained-unseen", task: "train_nb", unseen: []string{"train_lr", "train_nb", "train_svc"}},
 	{name: "evaluating", task: "evaluate"},
 	{name: "inferring", task: "inference"},
-	{name: "finished-unseen", task: "inference", unseen: sentimentStages},
 }
 
 // TestKill9GroupedRunResumes: on a fresh emulator and project each time,
