@@ -212,9 +212,11 @@ func killGroupedRun(t *testing.T, pt groupKillPoint, alone bool) {
 		}
 	}
 	// The resume repairs or follows the run submitted; where pipectl died
-	// before it learned the run, it sends the same idempotency token again.
-	if n, want := e.Calls()[submitCall], 1; n != want && !(pt.submitLost && n == 2) {
-		t.Errorf("%d runs/submit calls, want %d", n, want)
+	// before it learned the run, the same idempotency token is sent again
+	// (by the resume, and, killed alone, by the plugin left behind to
+	// cancel the run): more calls, one run (checked below).
+	if n := e.Calls()[submitCall]; n != 1 && !pt.submitLost {
+		t.Errorf("%d runs/submit calls, want 1", n)
 	}
 	if runs := e.RunIDs(); len(runs) != 1 {
 		t.Errorf("Databricks runs %v, want one", runs)
