@@ -184,7 +184,7 @@ def build_pipeline(
 def finish_fitted(model: Any) -> Any:
     """A fitted pipeline as it is saved: fast-path features swapped for the stock scikit-learn ones
     they fitted (features.stock_features), so the model holds no class of this package but
-    `TextNormalizer`."""
+    `TextNormalizer` and, for that model type, `NBLogisticRegression` (both pickled by value)."""
     from .features import stock_features
 
     model.set_params(features=stock_features(model.named_steps["features"]))
