@@ -30,6 +30,7 @@ MEMBER_PARAMS = {
     "logistic_regression": {"C": 10, "class_weight": "balanced"},
     "linear_svc": {"C": 3.0},
     "naive_bayes": {"variant": "complement", "alpha": 0.1},
+    "nb_logistic_regression": {"C": 30, "alpha": 1.0, "class_weight": "balanced"},
 }
 
 GRID: dict[str, list[tuple[dict, dict]]] = {
@@ -58,6 +59,7 @@ GRID: dict[str, list[tuple[dict, dict]]] = {
         for members in (
             ["logistic_regression", "linear_svc"],
             ["logistic_regression", "linear_svc", "naive_bayes"],
+            ["logistic_regression", "linear_svc", "nb_logistic_regression"],
         )
     ],
     "random_forest": [
