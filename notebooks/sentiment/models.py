@@ -9,6 +9,9 @@
   LinearSVC's parameters.
 - logistic_regression: `max_iter` defaults to 1000 (scikit-learn's 100 often stops before TF-IDF
   features converge).
+- nb_logistic_regression: `NBLogisticRegression` (sentiment/nblr.py): one-vs-rest logistic
+  regression on features scaled by naive Bayes log-count ratios ("NB-SVM"); `alpha` smooths the
+  ratios, the other keys (`C`, `class_weight`, `max_iter`, `tol`) go to each LogisticRegression.
 - ensemble: a soft-voting `VotingClassifier` over other model types on the same features (their
   probabilities averaged, optionally weighted). `members` (default ["logistic_regression",
   "linear_svc"]), `member_params` ({member type: its model_params}, checked as for that type) and
@@ -25,9 +28,22 @@ from typing import Any
 
 from .params import ParamError, check_keys
 
-MODEL_TYPES = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc", "ensemble")
+MODEL_TYPES = (
+    "naive_bayes",
+    "logistic_regression",
+    "random_forest",
+    "linear_svc",
+    "nb_logistic_regression",
+    "ensemble",
+)
 #: Model types an ensemble can combine (all give probabilities).
-ENSEMBLE_MEMBERS = ("naive_bayes", "logistic_regression", "random_forest", "linear_svc")
+ENSEMBLE_MEMBERS = (
+    "naive_bayes",
+    "logistic_regression",
+    "random_forest",
+    "linear_svc",
+    "nb_logistic_regression",
+)
 #: The ensemble's model_params and their defaults.
 ENSEMBLE_DEFAULTS: dict[str, Any] = {
     "members": ["logistic_regression", "linear_svc"],
@@ -55,6 +71,10 @@ def _estimator_class(model_type: str, variant: str = "complement") -> type:
         from sklearn.svm import LinearSVC
 
         return LinearSVC
+    if model_type == "nb_logistic_regression":
+        from .nblr import NBLogisticRegression
+
+        return NBLogisticRegression
     raise ParamError(f"parameter 'model_type' must be one of {', '.join(MODEL_TYPES)}; got {model_type!r}")
 
 
@@ -164,7 +184,7 @@ def build_pipeline(
 def finish_fitted(model: Any) -> Any:
     """A fitted pipeline as it is saved: fast-path features swapped for the stock scikit-learn ones
     they fitted (features.stock_features), so the model holds no class of this package but
-    `TextNormalizer`."""
+    `TextNormalizer` and, for that model type, `NBLogisticRegression` (both pickled by value)."""
     from .features import stock_features
 
     model.set_params(features=stock_features(model.named_steps["features"]))
@@ -173,15 +193,19 @@ def finish_fitted(model: Any) -> Any:
 
 @contextmanager
 def pickled_by_value() -> Iterator[None]:
-    """While saving a model: cloudpickle stores `TextNormalizer` (its class and functions) in the
-    pickle itself instead of a reference to this package, so the model loads where `sentiment` is
-    not importable, or is a different version. Everything else in it is scikit-learn's."""
+    """While saving a model: cloudpickle stores `TextNormalizer` and `NBLogisticRegression` (their
+    classes and functions) in the pickle itself instead of a reference to this package, so the
+    model loads where `sentiment` is not importable, or is a different version. Everything else in
+    it is scikit-learn's."""
     import cloudpickle
 
-    from . import features
+    from . import features, nblr
 
-    cloudpickle.register_pickle_by_value(features)
+    modules = (features, nblr)
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
     try:
         yield
     finally:
-        cloudpickle.unregister_pickle_by_value(features)
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)

@@ -30,6 +30,7 @@ MEMBER_PARAMS = {
     "logistic_regression": {"C": 10, "class_weight": "balanced"},
     "linear_svc": {"C": 3.0},
     "naive_bayes": {"variant": "complement", "alpha": 0.1},
+    "nb_logistic_regression": {"C": 30, "alpha": 1.0, "class_weight": "balanced"},
 }
 
 GRID: dict[str, list[tuple[dict, dict]]] = {
@@ -47,12 +48,18 @@ GRID: dict[str, list[tuple[dict, dict]]] = {
         (f, {"C": c, "class_weight": w})
         for f, c, w in itertools.product([WORD, WORD_CHAR], [0.1, 0.3, 1.0, 3.0], ["balanced", None])
     ],
+    # NB-weighted one-vs-rest logistic regression ("NB-SVM", sentiment/nblr.py).
+    "nb_logistic_regression": [
+        (WORD_CHAR, {"C": c, "alpha": a, "class_weight": w})
+        for c, a, w in itertools.product([10, 30, 100], [0.5, 1.0, 4.0, 8.0, 16.0], ["balanced", None])
+    ],
     # The tuned members above, averaged (soft voting) on one feature set.
     "ensemble": [
         (WORD_CHAR, {"members": members, "member_params": {m: MEMBER_PARAMS[m] for m in members}})
         for members in (
             ["logistic_regression", "linear_svc"],
             ["logistic_regression", "linear_svc", "naive_bayes"],
+            ["logistic_regression", "linear_svc", "nb_logistic_regression"],
         )
     ],
     "random_forest": [
