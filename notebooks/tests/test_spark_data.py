@@ -221,3 +221,19 @@ def test_rows_are_numbered_in_order_without_one_big_task(spark) -> None:
 
     reverse = number_rows(spark.range(0, 1000, numPartitions=4).orderBy(F.col("id").desc()))
     assert {r["__row"]: r["id"] for r in reverse.collect()} == {i: 999 - i for i in range(1000)}
+
+
+def test_large_inputs_get_more_shuffle_partitions(spark, monkeypatch) -> None:
+    """Shuffles scale with the rows (one partition per `_ROWS_PER_PARTITION`), never below the
+    session's setting: 4 fixed partitions held 2.5 M rows per task at 10 M rows and ran out of heap."""
+    from sentiment import spark_data
+
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    monkeypatch.setattr(spark_data, "_ROWS_PER_PARTITION", 100)
+    try:
+        spark_data.number_rows(spark.range(0, 1000, numPartitions=2))
+        assert int(spark.conf.get("spark.sql.shuffle.partitions")) == max(10, int(before))
+        spark_data.number_rows(spark.range(0, 10, numPartitions=1))
+        assert int(spark.conf.get("spark.sql.shuffle.partitions")) == max(10, int(before))
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
