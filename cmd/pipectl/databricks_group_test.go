@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -146,13 +145,7 @@ func TestSentimentOneRunOnEmulator(t *testing.T) {
 	}
 
 	// Ctrl-C cancels the whole Databricks run.
-	cmd := pipectl(project, "run", "sentiment", "--target", "dev", "--no-cache")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, out := startPipectl(t, project, "run", "sentiment", "--target", "dev", "--no-cache")
 	var id string
 	waitFor(t, "a training to run on Databricks", func() bool {
 		ids, _ := store.IDs()

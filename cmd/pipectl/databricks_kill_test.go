@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -110,13 +109,7 @@ func killGroupedRun(t *testing.T, pt groupKillPoint, alone bool) {
 	if pt.submitLost {
 		e.InjectHTTP(emulator.HTTPFault{Endpoint: submitCall, LoseResponse: 10 * time.Minute})
 	}
-	cmd := pipectl(project, "run", "sentiment", "--target", "dev", "--json")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, _ := startPipectl(t, project, "run", "sentiment", "--target", "dev", "--json")
 	var id string
 	waitFor(t, "the run record", func() bool {
 		ids, _ := store.IDs()

@@ -155,13 +155,7 @@ func TestSentimentRunOnEmulator(t *testing.T) {
 
 	// Ctrl-C while the trainings run on Databricks: the remote runs are
 	// cancelled before pipectl exits.
-	cmd := pipectl(project, "run", "sentiment", "--target", "dev", "--no-cache")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, out := startPipectl(t, project, "run", "sentiment", "--target", "dev", "--no-cache")
 	store := &record.Store{Dir: filepath.Join(project, ".pipectl", "runs")}
 	var id string
 	waitFor(t, "a training to run on Databricks", func() bool {

@@ -59,6 +59,20 @@ func pipectl(dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// startPipectl starts pipectl in dir in the background, its stdout and
+// stderr together in the returned buffer; the test's cleanup kills it.
+func startPipectl(t *testing.T, dir string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := pipectl(dir, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, &out
+}
+
 type result struct {
 	code           int
 	stdout, stderr string
